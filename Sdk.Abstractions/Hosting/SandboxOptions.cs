@@ -1,0 +1,50 @@
+namespace AppKernel;
+
+/// <summary>Everything that shapes a sandbox. Validated when a sandbox is created, with a message naming the option.</summary>
+public sealed class SandboxOptions
+{
+    /// <summary>The host directory the sandbox sees as <c>/</c>.</summary>
+    public string RootFs { get; set; } = "/";
+
+    /// <summary>How writes to the root are handled.</summary>
+    public RootFsMode RootFsMode { get; set; } = RootFsMode.Overlay;
+
+    /// <summary>Extra mounts, applied in order after the defaults (/proc, /dev, /tmp).</summary>
+    public IList<MountSpec> Mounts { get; } = new List<MountSpec>();
+
+    /// <summary>The platform to run programs on, by name (<c>ptrace</c>, <c>kvm</c>). Null picks the only one registered.</summary>
+    public string? Platform { get; set; }
+
+    /// <summary>The network the sandbox has.</summary>
+    public NetworkMode Network { get; set; } = NetworkMode.None;
+
+    /// <summary>The environment programs start with unless a <see cref="ProcessSpec"/> gives its own.</summary>
+    public IDictionary<string, string> Environment { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    };
+
+    /// <summary>The working directory inside the sandbox.</summary>
+    public string WorkingDirectory { get; set; } = "/";
+
+    /// <summary>The hostname uname(2) reports.</summary>
+    public string Hostname { get; set; } = "appkernel";
+
+    /// <summary>The kernel release uname(2) reports.</summary>
+    public string KernelRelease { get; set; } = "6.1.0-appkernel";
+
+    /// <summary>The user id programs run as.</summary>
+    public int Uid { get; set; }
+
+    /// <summary>The group id programs run as.</summary>
+    public int Gid { get; set; }
+
+    /// <summary>Resource limits.</summary>
+    public SandboxLimits Limits { get; } = new();
+
+    /// <summary>Log one line per syscall (strace style) at Information level.</summary>
+    public bool Strace { get; set; }
+
+    /// <summary>A fixed seed for address-space layout randomisation and AT_RANDOM; null for real randomness.</summary>
+    public int? RandomSeed { get; set; }
+}

@@ -1,0 +1,19 @@
+namespace AppKernel.Vfs;
+
+/// <summary>One mounted filesystem instance.</summary>
+public interface IFileSystem
+{
+    /// <summary>The filesystem type's name, as /proc/mounts shows it.</summary>
+    string TypeName { get; }
+
+    /// <summary>The root directory.</summary>
+    IInode Root { get; }
+
+    /// <summary>What statfs reports.</summary>
+    FileSystemStatistics GetStatistics();
+
+    /// <summary>Called when the last mount of the instance goes away.</summary>
+    void Release()
+    {
+    }
+}

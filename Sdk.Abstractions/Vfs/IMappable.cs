@@ -1,0 +1,21 @@
+namespace AppKernel.Vfs;
+
+/// <summary>
+/// A file whose contents can be mapped into programs: it hands out the memory-file pages
+/// that hold its data, so shared mappings see writes made through read/write and vice versa.
+/// </summary>
+public interface IMappable
+{
+    /// <summary>
+    /// Fills <paramref name="pageOffsets"/> with the memory-file offsets of the pages holding the
+    /// file from <paramref name="fileOffset"/> (page-aligned), one page per element, allocating
+    /// and filling pages as needed. Each returned page carries one reference for the caller.
+    /// Pages beyond the end of the file are returned zeroed; a writable shared mapping extends nothing.
+    /// </summary>
+    void GetPages(long fileOffset, Span<long> pageOffsets);
+
+    /// <summary>Called after a program wrote into shared pages (msync, munmap) so the file can write them back.</summary>
+    void PagesWritten(long fileOffset, long length)
+    {
+    }
+}

@@ -1,0 +1,1 @@
+namespace AppKernel.Gofer.Tests;

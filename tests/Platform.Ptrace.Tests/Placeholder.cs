@@ -1,0 +1,1 @@
+namespace AppKernel.Platform.Ptrace.Tests;
