@@ -18,6 +18,15 @@ public sealed class SandboxOptions
     /// <summary>The network the sandbox has.</summary>
     public NetworkMode Network { get; set; } = NetworkMode.None;
 
+    /// <summary>
+    /// With <see cref="NetworkMode.Host"/>: where programs may connect, as <c>CIDR</c> or
+    /// <c>CIDR:PORT</c> (e.g. <c>10.0.0.0/8:443</c>). Anything else is refused.
+    /// </summary>
+    public IList<string> AllowConnect { get; } = new List<string>();
+
+    /// <summary>With <see cref="NetworkMode.Host"/>: the host ports programs may bind and listen on.</summary>
+    public IList<int> AllowBind { get; } = new List<int>();
+
     /// <summary>The environment programs start with unless a <see cref="ProcessSpec"/> gives its own.</summary>
     public IDictionary<string, string> Environment { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
     {

@@ -23,7 +23,7 @@ public interface IProcessMemory
 public static class ProcessMemoryExtensions
 {
     /// <summary>Reads one unmanaged value (a Linux struct in its C layout).</summary>
-    public static T Read<T>(this IProcessMemory memory, ulong address)
+    public static T ReadValue<T>(this IProcessMemory memory, ulong address)
         where T : unmanaged
     {
         T value = default;
@@ -32,7 +32,7 @@ public static class ProcessMemoryExtensions
     }
 
     /// <summary>Writes one unmanaged value (a Linux struct in its C layout).</summary>
-    public static void Write<T>(this IProcessMemory memory, ulong address, in T value)
+    public static void WriteValue<T>(this IProcessMemory memory, ulong address, in T value)
         where T : unmanaged
     {
         memory.Write(address, MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));

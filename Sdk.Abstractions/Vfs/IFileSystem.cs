@@ -12,6 +12,12 @@ public interface IFileSystem
     /// <summary>What statfs reports.</summary>
     FileSystemStatistics GetStatistics();
 
+    /// <summary>
+    /// False for filesystems whose names change on their own (procfs: processes come and go),
+    /// so the VFS looks every name up again instead of caching it.
+    /// </summary>
+    bool CachesLookups => true;
+
     /// <summary>Called when the last mount of the instance goes away.</summary>
     void Release()
     {

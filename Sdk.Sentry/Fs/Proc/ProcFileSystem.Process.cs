@@ -1,0 +1,266 @@
+using System.Globalization;
+using System.Text;
+using AppKernel.Platform;
+using AppKernel.Sentry.Abi;
+using AppKernel.Sentry.Kernel;
+using AppKernel.Sentry.Vfs;
+using AppKernel.Vfs;
+
+namespace AppKernel.Sentry.Fs.Proc;
+
+// /proc/PID and /proc/PID/task/TID.
+internal sealed partial class ProcFileSystem
+{
+    private ProcDirectory ProcessDirectory(ThreadGroup group, KernelTask? thread)
+    {
+        string prefix = thread is null ? $"{group.Pid}" : $"{group.Pid}/task/{thread.Tid}";
+        int uid = (group.Leader ?? thread)?.Credentials.RealUid ?? 0;
+        KernelTask Task() => thread ?? group.Leader ?? group.Tasks.FirstOrDefault() ?? throw ErrnoException.Of(Errno.ESRCH);
+        ProcFile File(string name, Func<string> text) => new(this, Ino(prefix + "/" + name), ProcFile.Text(text), uid: uid);
+        ProcFile Bytes(string name, Func<byte[]> data, AppKernel.Vfs.FileMode mode = (AppKernel.Vfs.FileMode)0x124) => new(this, Ino(prefix + "/" + name), data, mode, uid);
+
+        IEnumerable<(string, Func<IInode>)> Entries()
+        {
+            yield return ("cmdline", () => Bytes("cmdline", () => MemoryRange(group, m => (m.ArgStart, m.ArgEnd))));
+            yield return ("environ", () => Bytes("environ", () => MemoryRange(group, m => (m.EnvStart, m.EnvEnd)), (AppKernel.Vfs.FileMode)0x100));
+            yield return ("auxv", () => Bytes("auxv", () => Auxv(group), (AppKernel.Vfs.FileMode)0x100));
+            yield return ("comm", () => File("comm", () => Task().Name + "\n"));
+            yield return ("stat", () => File("stat", () => ProcessStat(group, Task())));
+            yield return ("statm", () => File("statm", () => Statm(group)));
+            yield return ("status", () => File("status", () => Status(group, Task())));
+            yield return ("maps", () => File("maps", () => Maps(group)));
+            yield return ("mounts", () => File("mounts", () => Mounts(Task())));
+            yield return ("mountinfo", () => File("mountinfo", () => MountInfo(Task())));
+            yield return ("limits", () => File("limits", () => Limits(group)));
+            yield return ("exe", () => new ProcMagicLink(this, Ino(prefix + "/exe"), () => group.ExecutablePath, () => ExeTarget(group), uid));
+            yield return ("cwd", () => new ProcMagicLink(this, Ino(prefix + "/cwd"), () => PathOf(Task(), Task().Fs.Cwd), () => new MagicLinkTarget(Task().Fs.Cwd, null), uid));
+            yield return ("root", () => new ProcMagicLink(this, Ino(prefix + "/root"), () => PathOf(Task(), Task().Fs.Root), () => new MagicLinkTarget(Task().Fs.Root, null), uid));
+            yield return ("fd", () => new ProcDirectory(this, Ino(prefix + "/fd"), () => FdEntries(prefix, Task(), uid), uid));
+            yield return ("fdinfo", () => new ProcDirectory(this, Ino(prefix + "/fdinfo"), () => FdInfoEntries(prefix, Task(), uid), uid));
+            if (thread is null)
+            {
+                yield return ("task", () => new ProcDirectory(this, Ino(prefix + "/task"), () =>
+                    group.Tasks.Select(t => (t.Tid.ToString(CultureInfo.InvariantCulture), (Func<IInode>)(() => ProcessDirectory(group, t)))), uid));
+            }
+        }
+
+        return new ProcDirectory(this, Ino(prefix), Entries, uid);
+    }
+
+    private static string PathOf(KernelTask task, VfsPath path)
+    {
+        var viewer = KernelTask.Current ?? task;
+        string text = VirtualFileSystem.PathString(path, viewer.Fs.Root);
+        return path.Dentry.Deleted ? text + " (deleted)" : text;
+    }
+
+    private static MagicLinkTarget ExeTarget(ThreadGroup group)
+    {
+        var viewer = KernelTask.Current ?? throw ErrnoException.Of(Errno.ENOENT);
+        return new MagicLinkTarget(viewer.Kernel.Vfs.Resolve(viewer.PathContext, group.ExecutablePath, followFinal: true).Path, null);
+    }
+
+    private IEnumerable<(string, Func<IInode>)> FdEntries(string prefix, KernelTask task, int uid)
+    {
+        foreach (var (fd, description) in task.Fds.Snapshot())
+        {
+            var d = description;
+            string name = fd.ToString(CultureInfo.InvariantCulture);
+            yield return (name, () => new ProcMagicLink(this, Ino(prefix + "/fd/" + name),
+                () => d.Path is { } p ? PathOf(task, p) : d.Name,
+                () => d.Path is { } p ? new MagicLinkTarget(p, null) : new MagicLinkTarget(null, d),
+                uid));
+        }
+    }
+
+    private IEnumerable<(string, Func<IInode>)> FdInfoEntries(string prefix, KernelTask task, int uid)
+    {
+        foreach (var (fd, description) in task.Fds.Snapshot())
+        {
+            var d = description;
+            string name = fd.ToString(CultureInfo.InvariantCulture);
+            bool cloexec = task.Fds.TryGet(fd, out _) && task.Fds.GetCloseOnExec(fd);
+            yield return (name, () => new ProcFile(this, Ino(prefix + "/fdinfo/" + name), ProcFile.Text(() =>
+            {
+                uint flags = (uint)d.Flags | (cloexec ? (uint)OpenFlags.CloseOnExec : 0);
+                return $"pos:\t{d.Offset}\nflags:\t0{Convert.ToString(flags, 8)}\nmnt_id:\t{d.Path?.Mount.Id ?? 0}\nino:\t{d.Operations.Inode?.GetAttributes().Ino ?? 0}\n";
+            }), uid: uid));
+        }
+    }
+
+    private static byte[] MemoryRange(ThreadGroup group, Func<Memory.MemoryManager, (ulong Start, ulong End)> range)
+    {
+        if (group.Memory is not { } mm)
+        {
+            return [];
+        }
+
+        var (start, end) = range(mm);
+        if (end <= start || end - start > 1 << 22)
+        {
+            return [];
+        }
+
+        var bytes = new byte[end - start];
+        try
+        {
+            mm.Read(start, bytes);
+        }
+        catch (ErrnoException)
+        {
+            return [];
+        }
+
+        return bytes;
+    }
+
+    private static byte[] Auxv(ThreadGroup group)
+    {
+        var auxv = group.Memory?.Auxv ?? [];
+        var bytes = new byte[auxv.Length * 8];
+        for (int i = 0; i < auxv.Length; i++)
+        {
+            BitConverter.TryWriteBytes(bytes.AsSpan(i * 8), auxv[i]);
+        }
+
+        return bytes;
+    }
+
+    private static string Maps(ThreadGroup group)
+    {
+        var b = new StringBuilder();
+        if (group.Memory is not { } mm)
+        {
+            return "";
+        }
+
+        foreach (var (start, end, vma) in mm.SnapshotVmas())
+        {
+            char r = (vma.Access & MemoryAccess.Read) != 0 ? 'r' : '-';
+            char w = (vma.Access & MemoryAccess.Write) != 0 ? 'w' : '-';
+            char x = (vma.Access & MemoryAccess.Execute) != 0 ? 'x' : '-';
+            char s = vma.Shared ? 's' : 'p';
+            long offset = vma.Mappable is null ? 0 : vma.FileOffset;
+            string line = string.Create(CultureInfo.InvariantCulture,
+                $"{start:x8}-{end:x8} {r}{w}{x}{s} {offset:x8} {LinuxConstants.Major(vma.Device):x2}:{LinuxConstants.Minor(vma.Device):x2} {vma.Inode} ");
+            b.Append(line);
+            if (vma.Name is { } name)
+            {
+                b.Append(' ', Math.Max(0, 73 - line.Length)).Append(name);
+            }
+
+            b.Append('\n');
+        }
+
+        return b.ToString();
+    }
+
+    private static string Statm(ThreadGroup group)
+    {
+        ulong size = (group.Memory?.MappedBytes ?? 0) / 4096;
+        ulong resident = (group.Memory?.PopulatedBytes ?? 0) / 4096;
+        return $"{size} {resident} 0 0 0 0 0\n";
+    }
+
+    private string ProcessStat(ThreadGroup group, KernelTask task)
+    {
+        ulong vsize = group.Memory?.MappedBytes ?? 0;
+        ulong rss = (group.Memory?.PopulatedBytes ?? 0) / 4096;
+        long start = (Kernel.Kernel.Now - kernel.BootTime) / 10_000_000;
+        char state = group.Exiting ? 'Z' : 'S';
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{task.Tid} ({task.Name}) {state} {group.Parent?.Pid ?? 0} {group.ProcessGroup} {group.Session} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {group.Tasks.Length} 0 {start} {vsize} {rss} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+    }
+
+    private static string Status(ThreadGroup group, KernelTask task)
+    {
+        var creds = task.Credentials;
+        var mm = group.Memory;
+        ulong ignored = 0, caught = 0;
+        for (int signal = 1; signal <= Signals.NSIG; signal++)
+        {
+            var action = group.Handlers.Get(signal);
+            if (action.Handler == Signals.SIG_IGN)
+            {
+                ignored |= Signals.Bit(signal);
+            }
+            else if (action.Handler != Signals.SIG_DFL)
+            {
+                caught |= Signals.Bit(signal);
+            }
+        }
+
+        var b = new StringBuilder();
+        b.Append(CultureInfo.InvariantCulture, $"Name:\t{task.Name}\n");
+        b.Append(CultureInfo.InvariantCulture, $"Umask:\t{Convert.ToString(task.Fs?.Umask ?? 0, 8).PadLeft(4, '0')}\n");
+        b.Append(CultureInfo.InvariantCulture, $"State:\t{(group.Exiting ? "Z (zombie)" : "S (sleeping)")}\n");
+        b.Append(CultureInfo.InvariantCulture, $"Tgid:\t{group.Pid}\nNgid:\t0\nPid:\t{task.Tid}\nPPid:\t{group.Parent?.Pid ?? 0}\nTracerPid:\t0\n");
+        b.Append(CultureInfo.InvariantCulture, $"Uid:\t{creds.RealUid}\t{creds.EffectiveUid}\t{creds.SavedUid}\t{creds.FsUid}\n");
+        b.Append(CultureInfo.InvariantCulture, $"Gid:\t{creds.RealGid}\t{creds.EffectiveGid}\t{creds.SavedGid}\t{creds.FsGid}\n");
+        b.Append(CultureInfo.InvariantCulture, $"FDSize:\t64\nGroups:\t{string.Join(' ', creds.Groups)}\n");
+        b.Append(CultureInfo.InvariantCulture, $"NStgid:\t{group.Pid}\nNSpid:\t{task.Tid}\nNSpgid:\t{group.ProcessGroup}\nNSsid:\t{group.Session}\n");
+        b.Append(CultureInfo.InvariantCulture, $"VmPeak:\t{(mm?.MappedBytes ?? 0) / 1024,8} kB\nVmSize:\t{(mm?.MappedBytes ?? 0) / 1024,8} kB\n");
+        b.Append(CultureInfo.InvariantCulture, $"VmHWM:\t{(mm?.PopulatedBytes ?? 0) / 1024,8} kB\nVmRSS:\t{(mm?.PopulatedBytes ?? 0) / 1024,8} kB\n");
+        b.Append(CultureInfo.InvariantCulture, $"Threads:\t{group.Tasks.Length}\nSigQ:\t0/63704\n");
+        b.Append(CultureInfo.InvariantCulture, $"SigPnd:\t{task.Pending.Pending:x16}\nShdPnd:\t{group.SharedPending.Pending:x16}\n");
+        b.Append(CultureInfo.InvariantCulture, $"SigBlk:\t{task.SignalMask:x16}\nSigIgn:\t{ignored:x16}\nSigCgt:\t{caught:x16}\n");
+        string caps = creds.IsRoot ? "000001ffffffffff" : "0000000000000000";
+        b.Append(CultureInfo.InvariantCulture, $"CapInh:\t0000000000000000\nCapPrm:\t{caps}\nCapEff:\t{caps}\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\n");
+        b.Append(CultureInfo.InvariantCulture, $"NoNewPrivs:\t{(task.NoNewPrivileges ? 1 : 0)}\nSeccomp:\t0\n");
+        b.Append(CultureInfo.InvariantCulture, $"Cpus_allowed_list:\t0-{Environment.ProcessorCount - 1}\n");
+        b.Append("voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n");
+        return b.ToString();
+    }
+
+    private string Mounts(KernelTask task)
+    {
+        var b = new StringBuilder();
+        foreach (var mount in kernel.Vfs.Mounts)
+        {
+            var point = mount.Parent is null ? task.Fs.Root : new VfsPath(mount.Parent, mount.MountPoint!);
+            string target = mount.Parent is null ? "/" : VirtualFileSystem.PathString(point, task.Fs.Root);
+            b.Append(CultureInfo.InvariantCulture, $"{mount.Source} {target} {mount.FileSystem.TypeName} {(mount.ReadOnly ? "ro" : "rw")},relatime 0 0\n");
+        }
+
+        return b.ToString();
+    }
+
+    private string MountInfo(KernelTask task)
+    {
+        var b = new StringBuilder();
+        foreach (var mount in kernel.Vfs.Mounts)
+        {
+            var point = mount.Parent is null ? task.Fs.Root : new VfsPath(mount.Parent, mount.MountPoint!);
+            string target = mount.Parent is null ? "/" : VirtualFileSystem.PathString(point, task.Fs.Root);
+            b.Append(CultureInfo.InvariantCulture,
+                $"{mount.Id} {mount.Parent?.Id ?? mount.Id} 0:{mount.DeviceMinor} / {target} {(mount.ReadOnly ? "ro" : "rw")},relatime - {mount.FileSystem.TypeName} {mount.Source} {(mount.ReadOnly ? "ro" : "rw")}\n");
+        }
+
+        return b.ToString();
+    }
+
+    private static string Limits(ThreadGroup group)
+    {
+        (string Name, int Resource, string Unit)[] rows =
+        [
+            ("Max cpu time", ResourceLimits.CPU, "seconds"), ("Max file size", ResourceLimits.FSIZE, "bytes"),
+            ("Max data size", ResourceLimits.DATA, "bytes"), ("Max stack size", ResourceLimits.STACK, "bytes"),
+            ("Max core file size", ResourceLimits.CORE, "bytes"), ("Max resident set", ResourceLimits.RSS, "bytes"),
+            ("Max processes", ResourceLimits.NPROC, "processes"), ("Max open files", ResourceLimits.NOFILE, "files"),
+            ("Max locked memory", ResourceLimits.MEMLOCK, "bytes"), ("Max address space", ResourceLimits.AS, "bytes"),
+            ("Max file locks", ResourceLimits.LOCKS, "locks"), ("Max pending signals", ResourceLimits.SIGPENDING, "signals"),
+            ("Max msgqueue size", ResourceLimits.MSGQUEUE, "bytes"), ("Max nice priority", ResourceLimits.NICE, ""),
+            ("Max realtime priority", ResourceLimits.RTPRIO, ""), ("Max realtime timeout", ResourceLimits.RTTIME, "us"),
+        ];
+        var b = new StringBuilder();
+        b.Append(CultureInfo.InvariantCulture, $"{"Limit",-26}{"Soft Limit",-21}{"Hard Limit",-21}{"Units",-10}\n");
+        foreach (var (name, resource, unit) in rows)
+        {
+            var limit = group.Limits.Get(resource);
+            string Show(ulong v) => v == ResourceLimits.Infinity ? "unlimited" : v.ToString(CultureInfo.InvariantCulture);
+            b.Append(CultureInfo.InvariantCulture, $"{name,-26}{Show(limit.Current),-21}{Show(limit.Max),-21}{unit,-10}\n");
+        }
+
+        return b.ToString();
+    }
+}

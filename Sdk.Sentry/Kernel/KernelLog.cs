@@ -1,0 +1,10 @@
+using Microsoft.Extensions.Logging;
+
+namespace AppKernel.Sentry.Kernel;
+
+/// <summary>The kernel's log messages (source-generated, no cost when the level is off).</summary>
+internal static partial class KernelLog
+{
+    [LoggerMessage(Level = LogLevel.Warning, Message = "task {Tid}: execve of {Path} failed past the point of no return ({Errno}); the process is killed")]
+    public static partial void LogExecFailure(this ILogger logger, int tid, string path, Errno errno);
+}

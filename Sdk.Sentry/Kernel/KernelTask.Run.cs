@@ -1,0 +1,175 @@
+using AppKernel.Platform;
+using AppKernel.Sentry.Abi;
+using AppKernel.Syscalls;
+
+namespace AppKernel.Sentry.Kernel;
+
+// The run loop: switch into the program, handle what stopped it, deliver signals, repeat.
+internal sealed partial class KernelTask
+{
+    private const int RepeatedFaultLimit = 3;
+    private Errno pendingRestart;
+    private ulong lastFaultAddress;
+    private ulong lastFaultRip;
+    private int repeatedFaults;
+
+    /// <summary>Starts the task's host thread; <paramref name="start"/> runs on it first (the initial execve or the clone's setup).</summary>
+    public void Start(Action start)
+    {
+        var thread = new Thread(() => Main(start), 1 << 20)
+        {
+            IsBackground = true,
+            Name = $"appkernel task {Kernel.Id}/{Tid}",
+        };
+        HostThread = thread;
+        thread.Start();
+    }
+
+    private void Main(Action start)
+    {
+        current = this;
+        try
+        {
+            start();
+            Loop();
+        }
+        catch (ErrnoException) when (killed)
+        {
+            // Killed while starting: nothing to report.
+        }
+        catch (Exception e)
+        {
+            Kernel.Fail(this, e);
+        }
+        finally
+        {
+            ExitTask();
+        }
+    }
+
+    private void Loop()
+    {
+        while (true)
+        {
+            if (killed)
+            {
+                return;
+            }
+
+            DeliverSignals();
+            if (killed)
+            {
+                return;
+            }
+
+            var result = Context!.Switch(Cpu);
+            switch (result.Reason)
+            {
+                case SwitchReason.Syscall:
+                    HandleSyscall();
+                    break;
+                case SwitchReason.Fault:
+                    HandleFault(result);
+                    break;
+                case SwitchReason.Signal:
+                    ForceSignal(new SignalInfo { Signo = result.Signal, Code = result.SignalCode, Address = result.FaultAddress });
+                    break;
+                case SwitchReason.Interrupted:
+                    break;
+            }
+        }
+    }
+
+    private void HandleSyscall()
+    {
+        ref var registers = ref Cpu.Registers;
+        Number = (int)(long)registers.OrigRax;
+        arguments.A0 = registers.Rdi;
+        arguments.A1 = registers.Rsi;
+        arguments.A2 = registers.Rdx;
+        arguments.A3 = registers.R10;
+        arguments.A4 = registers.R8;
+        arguments.A5 = registers.R9;
+        var trace = Kernel.Strace;
+        var before = trace?.Begin(this);
+        var result = Kernel.Dispatcher.Dispatch(this);
+        trace?.End(this, before, result);
+        if (result.IsNoReturn)
+        {
+            return;
+        }
+
+        long raw = result.Raw;
+        if (raw is <= -(long)Errno.ERESTARTSYS and >= -(long)Errno.ERESTART_RESTARTBLOCK)
+        {
+            // Decided at signal delivery: restart, or EINTR if a handler runs.
+            pendingRestart = (Errno)(-raw);
+            registers.Rax = unchecked((ulong)-(long)Errno.EINTR);
+            return;
+        }
+
+        registers.Rax = unchecked((ulong)raw);
+    }
+
+    private void HandleFault(in SwitchResult result)
+    {
+        int code = Signals.SEGV_MAPERR;
+        if (Group.Memory is { } mm && mm.HandleFault(result.FaultAddress, result.Access, out code))
+        {
+            // The fault was resolved; the same fault again and again means the mapping did not take.
+            if (result.FaultAddress == lastFaultAddress && Cpu.Registers.Rip == lastFaultRip)
+            {
+                if (++repeatedFaults < RepeatedFaultLimit)
+                {
+                    return;
+                }
+
+                code = Signals.SEGV_ACCERR;
+            }
+            else
+            {
+                lastFaultAddress = result.FaultAddress;
+                lastFaultRip = Cpu.Registers.Rip;
+                repeatedFaults = 0;
+                return;
+            }
+        }
+        else
+        {
+            code = result.Signal == Signals.SIGBUS ? result.SignalCode : code;
+        }
+
+        repeatedFaults = 0;
+        ForceSignal(SignalInfo.Fault(result.Signal == 0 ? Signals.SIGSEGV : result.Signal, code, result.FaultAddress));
+    }
+
+    /// <summary>The thread leaves: clear_child_tid, release, and let the process finish if it was the last.</summary>
+    private void ExitTask()
+    {
+        try
+        {
+            if (ClearChildTid != 0 && Group.Memory is { } mm && !Group.Exiting)
+            {
+                try
+                {
+                    mm.WriteValue(ClearChildTid, 0);
+                    Kernel.Futexes.Wake(mm, ClearChildTid, 1, uint.MaxValue);
+                }
+                catch (ErrnoException)
+                {
+                    // A bad clear_child_tid pointer is ignored, as on Linux.
+                }
+            }
+        }
+        finally
+        {
+            Context?.Dispose();
+            Context = null;
+            Fs = null!;
+            Fds.RemoveUser();
+            Kernel.Pids.RemoveTask(this);
+            Group.RemoveTask(this);
+            wake.Dispose();
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using AppKernel.Sentry.Abi;
+
+namespace AppKernel.Sentry.Kernel;
+
+/// <summary>
+/// Pending signals: a bit per signal, with the siginfo of each. Standard signals are not
+/// queued (a second one while pending is merged); real-time signals queue every instance.
+/// </summary>
+internal sealed class SignalQueue
+{
+    private readonly List<SignalInfo> queue = new();
+    private ulong pending;
+
+    public ulong Pending => Volatile.Read(ref pending);
+
+    /// <summary>Adds a signal; false when a standard signal was already pending (merged).</summary>
+    public bool Enqueue(in SignalInfo info)
+    {
+        lock (queue)
+        {
+            ulong bit = Signals.Bit(info.Signo);
+            if (info.Signo < Signals.SIGRTMIN && (pending & bit) != 0)
+            {
+                return false;
+            }
+
+            queue.Add(info);
+            pending |= bit;
+            return true;
+        }
+    }
+
+    /// <summary>Takes the best signal not in <paramref name="blocked"/>: synchronous faults first, then the lowest number.</summary>
+    public bool TryDequeue(ulong blocked, out SignalInfo info)
+    {
+        lock (queue)
+        {
+            ulong ready = pending & ~blocked;
+            if (ready == 0)
+            {
+                info = default;
+                return false;
+            }
+
+            const ulong synchronous = (1UL << (Signals.SIGSEGV - 1)) | (1UL << (Signals.SIGBUS - 1)) |
+                                      (1UL << (Signals.SIGILL - 1)) | (1UL << (Signals.SIGTRAP - 1)) |
+                                      (1UL << (Signals.SIGFPE - 1)) | (1UL << (Signals.SIGSYS - 1));
+            ulong choice = (ready & synchronous) != 0 ? ready & synchronous : ready;
+            int signal = System.Numerics.BitOperations.TrailingZeroCount(choice) + 1;
+            int index = queue.FindIndex(i => i.Signo == signal);
+            info = queue[index];
+            queue.RemoveAt(index);
+            if (!queue.Exists(i => i.Signo == signal))
+            {
+                pending &= ~Signals.Bit(signal);
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>Removes every pending instance of the signals in <paramref name="mask"/> (a signal set to SIG_IGN, SIGCONT vs stop signals).</summary>
+    public void Discard(ulong mask)
+    {
+        lock (queue)
+        {
+            queue.RemoveAll(i => (Signals.Bit(i.Signo) & mask) != 0);
+            pending &= ~mask;
+        }
+    }
+}

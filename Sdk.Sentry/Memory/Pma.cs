@@ -1,0 +1,11 @@
+namespace AppKernel.Sentry.Memory;
+
+/// <summary>
+/// A populated area: program pages backed by a contiguous range of the memory file, each
+/// holding one reference. <see cref="Cow"/> pages may be shared (page cache, fork) and are
+/// mapped read-only; the first write copies them unless this mapping is their only user.
+/// </summary>
+internal readonly record struct Pma(long FileOffset, bool Cow)
+{
+    public Pma SliceFrom(ulong delta) => this with { FileOffset = FileOffset + (long)delta };
+}

@@ -1,0 +1,227 @@
+using System.Buffers;
+using AppKernel.Sentry.Abi;
+using AppKernel.Sentry.Kernel;
+using AppKernel.Sentry.Vfs;
+using AppKernel.Vfs;
+
+namespace AppKernel.Sentry.Syscalls;
+
+/// <summary>
+/// Reading and writing a file description on a task's behalf: offsets, blocking (interruptible
+/// by signals), partial transfers, EPIPE/SIGPIPE and EFBIG/SIGXFSZ, in chunks through a pooled buffer.
+/// </summary>
+internal static class FileIo
+{
+    /// <summary>Linux's MAX_RW_COUNT: one read or write moves at most this much.</summary>
+    public const long MaxTransfer = 0x7ffff000;
+
+    private const int Chunk = 256 * 1024;
+
+    /// <summary>Reads into program memory; <paramref name="position"/> is pread's offset, or null for the description's.</summary>
+    public static long Read(KernelTask task, FileDescription file, ulong buffer, long count, long? position)
+    {
+        if (!file.CanRead)
+        {
+            throw ErrnoException.Of(Errno.EBADF);
+        }
+
+        count = Math.Min(count, MaxTransfer);
+        if (count == 0)
+        {
+            return 0;
+        }
+
+        var ops = file.Operations;
+        byte[] chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(count, Chunk));
+        long done = 0;
+        try
+        {
+            while (done < count)
+            {
+                int want = (int)Math.Min(count - done, chunk.Length);
+                long n;
+                try
+                {
+                    n = ReadOnce(task, file, chunk.AsSpan(0, want), position, done);
+                }
+                catch (ErrnoException) when (done > 0)
+                {
+                    return done;
+                }
+
+                if (n <= 0)
+                {
+                    break;
+                }
+
+                try
+                {
+                    task.Mm.Write(buffer + (ulong)done, chunk.AsSpan(0, (int)n));
+                }
+                catch (ErrnoException) when (done > 0)
+                {
+                    return done;
+                }
+
+                done += n;
+                if (ops.IsStream || n < want)
+                {
+                    break;
+                }
+            }
+
+            return done;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
+        }
+    }
+
+    private static long ReadOnce(KernelTask task, FileDescription file, Span<byte> destination, long? position, long done)
+    {
+        var ops = file.Operations;
+        while (true)
+        {
+            try
+            {
+                if (ops.IsStream)
+                {
+                    long ignored = 0;
+                    return ops.Read(destination, ref ignored);
+                }
+
+                if (position is { } at)
+                {
+                    long offset = at + done;
+                    return ops.Read(destination, ref offset);
+                }
+
+                lock (file.OffsetLock)
+                {
+                    return ops.Read(destination, ref file.Offset);
+                }
+            }
+            catch (ErrnoException e) when (e.Errno == Errno.EAGAIN && !file.NonBlocking && done == 0)
+            {
+                task.WaitUntil(ops.Waiters, PollEvents.In | PollEvents.HangUp | PollEvents.ReadHangUp,
+                    () => ops.Poll(PollEvents.In | PollEvents.HangUp) != 0);
+            }
+        }
+    }
+
+    /// <summary>Writes from program memory; blocking descriptions write everything unless a signal interrupts.</summary>
+    public static long Write(KernelTask task, FileDescription file, ulong buffer, long count, long? position)
+    {
+        if (!file.CanWrite)
+        {
+            throw ErrnoException.Of(Errno.EBADF);
+        }
+
+        count = Math.Min(count, MaxTransfer);
+        if (count == 0)
+        {
+            // A zero-length write to a regular file still checks nothing more; to a pipe it is a no-op.
+            return 0;
+        }
+
+        var ops = file.Operations;
+        byte[] chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(count, Chunk));
+        long done = 0;
+        bool append = (file.Flags & OpenFlags.Append) != 0;
+        try
+        {
+            while (done < count)
+            {
+                int want = (int)Math.Min(count - done, chunk.Length);
+                try
+                {
+                    task.Mm.Read(buffer + (ulong)done, chunk.AsSpan(0, want));
+                }
+                catch (ErrnoException) when (done > 0)
+                {
+                    return done;
+                }
+
+                int written = 0;
+                while (written < want)
+                {
+                    long n;
+                    try
+                    {
+                        n = WriteOnce(task, file, chunk.AsSpan(written, want - written), position, done + written, append);
+                    }
+                    catch (ErrnoException e)
+                    {
+                        Signal(task, e.Errno);
+                        if (done + written > 0 && e.Errno is Errno.ERESTARTSYS or Errno.EAGAIN or Errno.EPIPE or Errno.EFBIG or Errno.ENOSPC)
+                        {
+                            return done + written;
+                        }
+
+                        throw;
+                    }
+
+                    written += (int)n;
+                    if (!ops.IsStream && n == 0)
+                    {
+                        return done + written;
+                    }
+                }
+
+                done += written;
+            }
+
+            return done;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
+        }
+    }
+
+    private static long WriteOnce(KernelTask task, FileDescription file, ReadOnlySpan<byte> source, long? position, long done, bool append)
+    {
+        var ops = file.Operations;
+        while (true)
+        {
+            try
+            {
+                if (ops.IsStream)
+                {
+                    long ignored = 0;
+                    return ops.Write(source, ref ignored, false);
+                }
+
+                if (position is { } at)
+                {
+                    long offset = at + done;
+                    return ops.Write(source, ref offset, append);
+                }
+
+                lock (file.OffsetLock)
+                {
+                    return ops.Write(source, ref file.Offset, append);
+                }
+            }
+            catch (ErrnoException e) when (e.Errno == Errno.EAGAIN && !file.NonBlocking)
+            {
+                task.WaitUntil(ops.Waiters, PollEvents.Out | PollEvents.Error,
+                    () => ops.Poll(PollEvents.Out | PollEvents.Error) != 0);
+            }
+        }
+    }
+
+    /// <summary>The signals some write errors bring: SIGPIPE for a broken pipe, SIGXFSZ past a size limit.</summary>
+    private static void Signal(KernelTask task, Errno errno)
+    {
+        if (errno == Errno.EPIPE)
+        {
+            task.SendSignal(SignalInfo.User(Signals.SIGPIPE, task.Pid, task.Credentials.RealUid));
+        }
+        else if (errno == Errno.EFBIG)
+        {
+            task.SendSignal(SignalInfo.Kernel(Signals.SIGXFSZ));
+        }
+    }
+}

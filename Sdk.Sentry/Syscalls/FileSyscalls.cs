@@ -1,0 +1,454 @@
+using System.Text;
+using AppKernel.Sentry.Abi;
+using AppKernel.Sentry.Kernel;
+using AppKernel.Sentry.Vfs;
+using AppKernel.Syscalls;
+using AppKernel.Vfs;
+using FileMode = AppKernel.Vfs.FileMode;
+
+namespace AppKernel.Sentry.Syscalls;
+
+/// <summary>Opening and closing files and what is done to file descriptors: dup, fcntl, ioctl, pipes, getdents, sync, truncate.</summary>
+internal static class FileSyscalls
+{
+    // Flags open(2) accepts; Linux ignores unknown bits rather than failing.
+    private const uint KnownOpenFlags = 0x7FFFFF;
+
+    [Syscall(2)]
+    public static SyscallResult Open(ISyscallContext c)
+    {
+        var a = c.Arguments;
+        return OpenAt(c.Task(), LinuxConstants.AT_FDCWD, a.A0, (uint)a.A1, (uint)a.A2);
+    }
+
+    [Syscall(257)]
+    public static SyscallResult Openat(ISyscallContext c)
+    {
+        var a = c.Arguments;
+        return OpenAt(c.Task(), (int)a.A0, a.A1, (uint)a.A2, (uint)a.A3);
+    }
+
+    [Syscall(85)]
+    public static SyscallResult Creat(ISyscallContext c)
+    {
+        var a = c.Arguments;
+        return OpenAt(c.Task(), LinuxConstants.AT_FDCWD, a.A0, (uint)(OpenFlags.WriteOnly | OpenFlags.Create | OpenFlags.Truncate), (uint)a.A1);
+    }
+
+    private static SyscallResult OpenAt(KernelTask t, int dirfd, ulong pathAddress, uint rawFlags, uint mode)
+    {
+        var flags = (OpenFlags)(rawFlags & KnownOpenFlags) | OpenFlags.LargeFile;
+        if ((flags & OpenFlags.TempFile) == OpenFlags.TempFile && (flags & OpenFlags.Create) != 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        if ((flags & OpenFlags.Path) != 0)
+        {
+            // O_PATH keeps only these flags.
+            flags &= OpenFlags.Path | OpenFlags.Directory | OpenFlags.NoFollow | OpenFlags.CloseOnExec | OpenFlags.LargeFile;
+        }
+
+        string path = t.ReadPath(pathAddress);
+        var context = t.PathContextAt(dirfd, path);
+        var description = t.Kernel.Vfs.Open(t, context, path, flags, (FileMode)(mode & 0xFFF));
+        try
+        {
+            int fd = t.Fds.Install(description, (flags & OpenFlags.CloseOnExec) != 0, t.Group.Limits.OpenFilesLimit);
+            return SyscallResult.Ok(fd);
+        }
+        catch
+        {
+            description.Release();
+            throw;
+        }
+    }
+
+    [Syscall(3)]
+    public static SyscallResult Close(ISyscallContext c)
+    {
+        c.Task().Fds.Close((int)c.Arguments.A0);
+        return SyscallResult.Zero;
+    }
+
+    [Syscall(436)]
+    public static SyscallResult CloseRange(ISyscallContext c)
+    {
+        var a = c.Arguments;
+        uint first = (uint)a.A0, last = (uint)a.A1;
+        uint flags = (uint)a.A2;
+        const uint CLOSE_RANGE_UNSHARE = 2, CLOSE_RANGE_CLOEXEC = 4;
+        if ((flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) != 0 || first > last)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        c.Task().Fds.CloseRange(first, last, (flags & CLOSE_RANGE_CLOEXEC) != 0);
+        return SyscallResult.Zero;
+    }
+
+    [Syscall(32)]
+    public static SyscallResult Dup(ISyscallContext c)
+    {
+        var t = c.Task();
+        var description = t.Fds.GetReferenced((int)c.Arguments.A0);
+        try
+        {
+            return SyscallResult.Ok(t.Fds.Install(description, false, t.Group.Limits.OpenFilesLimit));
+        }
+        catch
+        {
+            description.Release();
+            throw;
+        }
+    }
+
+    [Syscall(33)]
+    public static SyscallResult Dup2(ISyscallContext c)
+    {
+        var t = c.Task();
+        int oldFd = (int)c.Arguments.A0, newFd = (int)c.Arguments.A1;
+        var description = t.Fds.Get(oldFd);
+        if (oldFd == newFd)
+        {
+            return SyscallResult.Ok(newFd);
+        }
+
+        t.Fds.InstallAt(newFd, description.AddReference(), false, t.Group.Limits.OpenFilesLimit);
+        return SyscallResult.Ok(newFd);
+    }
+
+    [Syscall(292)]
+    public static SyscallResult Dup3(ISyscallContext c)
+    {
+        var t = c.Task();
+        var a = c.Arguments;
+        int oldFd = (int)a.A0, newFd = (int)a.A1;
+        var flags = (OpenFlags)(uint)a.A2;
+        if ((flags & ~OpenFlags.CloseOnExec) != 0 || oldFd == newFd)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        var description = t.Fds.Get(oldFd);
+        t.Fds.InstallAt(newFd, description.AddReference(), (flags & OpenFlags.CloseOnExec) != 0, t.Group.Limits.OpenFilesLimit);
+        return SyscallResult.Ok(newFd);
+    }
+
+    [Syscall(72, SupportLevel.Partial, Note = "record locks (F_SETLK, F_GETLK, OFD locks) arrive with the filesystems work: they return EINVAL until then")]
+    public static SyscallResult Fcntl(ISyscallContext c)
+    {
+        var t = c.Task();
+        var a = c.Arguments;
+        int fd = (int)a.A0;
+        int command = (int)a.A1;
+        var description = t.Fds.Get(fd);
+        switch (command)
+        {
+            case LinuxConstants.F_DUPFD or LinuxConstants.F_DUPFD_CLOEXEC:
+            {
+                int limit = t.Group.Limits.OpenFilesLimit;
+                if ((long)a.A2 < 0 || (long)a.A2 >= limit)
+                {
+                    return SyscallResult.Error(Errno.EINVAL);
+                }
+
+                description.AddReference();
+                try
+                {
+                    return SyscallResult.Ok(t.Fds.Install(description, command == LinuxConstants.F_DUPFD_CLOEXEC, limit, (int)a.A2));
+                }
+                catch
+                {
+                    description.Release();
+                    throw;
+                }
+            }
+
+            case LinuxConstants.F_GETFD:
+                return SyscallResult.Ok(t.Fds.GetCloseOnExec(fd) ? LinuxConstants.FD_CLOEXEC : 0);
+            case LinuxConstants.F_SETFD:
+                t.Fds.SetCloseOnExec(fd, (a.A2 & LinuxConstants.FD_CLOEXEC) != 0);
+                return SyscallResult.Zero;
+            case LinuxConstants.F_GETFL:
+                return SyscallResult.Ok((long)(uint)description.Flags);
+            case LinuxConstants.F_SETFL:
+                if (description.IsPathOnly)
+                {
+                    return SyscallResult.Error(Errno.EBADF);
+                }
+
+                var settable = FileDescription.SettableFlags;
+                description.Flags = (description.Flags & ~settable) | ((OpenFlags)(uint)a.A2 & settable);
+                return SyscallResult.Zero;
+            case LinuxConstants.F_GETPIPE_SZ:
+                return description.Operations is PipeEnd end ? SyscallResult.Ok(end.Pipe.Capacity) : SyscallResult.Error(Errno.EBADF);
+            case LinuxConstants.F_SETPIPE_SZ:
+                return description.Operations is PipeEnd pipe ? SyscallResult.Ok(pipe.Pipe.Resize((int)Math.Min(a.A2, int.MaxValue))) : SyscallResult.Error(Errno.EBADF);
+            case LinuxConstants.F_GETOWN or LinuxConstants.F_GETSIG:
+                return SyscallResult.Zero;
+            case LinuxConstants.F_SETOWN or LinuxConstants.F_SETSIG:
+                return SyscallResult.Zero;
+            case LinuxConstants.F_GET_SEALS or LinuxConstants.F_ADD_SEALS:
+                return SyscallResult.Error(Errno.EINVAL);
+            default:
+                return SyscallResult.Error(Errno.EINVAL);
+        }
+    }
+
+    [Syscall(16, SupportLevel.Partial, Note = "generic FIOCLEX/FIONCLEX/FIONBIO/FIOASYNC/FIONREAD; terminals and devices answer their own requests; others give ENOTTY")]
+    public static SyscallResult Ioctl(ISyscallContext c)
+    {
+        var t = c.Task();
+        var a = c.Arguments;
+        int fd = (int)a.A0;
+        uint request = (uint)a.A1;
+        var description = t.Fds.Get(fd);
+        if (description.IsPathOnly)
+        {
+            return SyscallResult.Error(Errno.EBADF);
+        }
+
+        switch (request)
+        {
+            case LinuxConstants.FIOCLEX:
+                t.Fds.SetCloseOnExec(fd, true);
+                return SyscallResult.Zero;
+            case LinuxConstants.FIONCLEX:
+                t.Fds.SetCloseOnExec(fd, false);
+                return SyscallResult.Zero;
+            case LinuxConstants.FIONBIO:
+            {
+                int on = t.Mm.ReadValue<int>(a.A2);
+                description.Flags = on != 0 ? description.Flags | OpenFlags.NonBlocking : description.Flags & ~OpenFlags.NonBlocking;
+                return SyscallResult.Zero;
+            }
+
+            case LinuxConstants.FIOASYNC:
+            {
+                int on = t.Mm.ReadValue<int>(a.A2);
+                description.Flags = on != 0 ? description.Flags | OpenFlags.Async : description.Flags & ~OpenFlags.Async;
+                return SyscallResult.Zero;
+            }
+
+            case LinuxConstants.FIONREAD when description.Operations.Inode?.GetAttributes().Mode.IsRegular() == true:
+            {
+                long size = description.Operations.Inode.GetAttributes().Size;
+                t.Mm.WriteValue(a.A2, (int)Math.Clamp(size - description.Offset, 0, int.MaxValue));
+                return SyscallResult.Zero;
+            }
+        }
+
+        return SyscallResult.Ok(description.Operations.Ioctl(request, a.A2, c));
+    }
+
+    [Syscall(22)]
+    public static SyscallResult Pipe(ISyscallContext c) => MakePipe(c.Task(), c.Arguments.A0, 0);
+
+    [Syscall(293)]
+    public static SyscallResult Pipe2(ISyscallContext c) => MakePipe(c.Task(), c.Arguments.A0, (uint)c.Arguments.A1);
+
+    private static SyscallResult MakePipe(KernelTask t, ulong fdsAddress, uint rawFlags)
+    {
+        var flags = (OpenFlags)rawFlags;
+        const OpenFlags allowed = OpenFlags.CloseOnExec | OpenFlags.NonBlocking | OpenFlags.Direct;
+        if ((flags & ~allowed) != 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        var pipe = new Pipe();
+        string name = $"pipe:[{pipe.Id}]";
+        var status = flags & (OpenFlags.NonBlocking | OpenFlags.Direct);
+        var reader = new FileDescription(new PipeEnd(pipe, reader: true), null, OpenFlags.ReadOnly | status, name);
+        var writer = new FileDescription(new PipeEnd(pipe, reader: false), null, OpenFlags.WriteOnly | status, name);
+        bool cloexec = (flags & OpenFlags.CloseOnExec) != 0;
+        int limit = t.Group.Limits.OpenFilesLimit;
+        int readFd = -1;
+        try
+        {
+            readFd = t.Fds.Install(reader, cloexec, limit);
+            int writeFd = t.Fds.Install(writer, cloexec, limit);
+            try
+            {
+                Span<int> fds = [readFd, writeFd];
+                t.Mm.Write(fdsAddress, System.Runtime.InteropServices.MemoryMarshal.AsBytes(fds));
+            }
+            catch
+            {
+                t.Fds.Close(writeFd);
+                throw;
+            }
+
+            return SyscallResult.Zero;
+        }
+        catch
+        {
+            if (readFd >= 0)
+            {
+                t.Fds.Close(readFd);
+            }
+            else
+            {
+                reader.Release();
+            }
+
+            writer.Release();
+            throw;
+        }
+    }
+
+    [Syscall(74)]
+    public static SyscallResult Fsync(ISyscallContext c)
+    {
+        c.Task().Fds.Get((int)c.Arguments.A0).Operations.Sync();
+        return SyscallResult.Zero;
+    }
+
+    [Syscall(75)]
+    public static SyscallResult Fdatasync(ISyscallContext c) => Fsync(c);
+
+    [Syscall(77)]
+    public static SyscallResult Ftruncate(ISyscallContext c)
+    {
+        var t = c.Task();
+        var a = c.Arguments;
+        var description = t.Fds.Get((int)a.A0);
+        long length = (long)a.A1;
+        if (length < 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        if (!description.CanWrite || description.Operations.Inode is not { } inode || !inode.GetAttributes().Mode.IsRegular())
+        {
+            return SyscallResult.Error(description.CanWrite && description.Operations.Inode is not null ? Errno.EINVAL : description.IsPathOnly ? Errno.EBADF : Errno.EINVAL);
+        }
+
+        if ((description.Flags & OpenFlags.Append) != 0)
+        {
+            return SyscallResult.Error(Errno.EPERM);
+        }
+
+        inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: length));
+        return SyscallResult.Zero;
+    }
+
+    [Syscall(76)]
+    public static SyscallResult Truncate(ISyscallContext c)
+    {
+        var t = c.Task();
+        var a = c.Arguments;
+        long length = (long)a.A1;
+        if (length < 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        var path = t.Kernel.Vfs.Resolve(t.PathContext, t.ReadPath(a.A0), followFinal: true).Path;
+        var attributes = path.Inode.GetAttributes();
+        if (attributes.Mode.IsDirectory())
+        {
+            return SyscallResult.Error(Errno.EISDIR);
+        }
+
+        if (!attributes.Mode.IsRegular())
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        VirtualFileSystem.CheckWritableMount(path.Mount);
+        Permissions.Check(attributes, t.Credentials, Permissions.Write);
+        path.Inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: length));
+        return SyscallResult.Zero;
+    }
+
+    [Syscall(217)]
+    public static SyscallResult Getdents64(ISyscallContext c) => Getdents(c, is64: true);
+
+    [Syscall(78)]
+    public static SyscallResult GetdentsOld(ISyscallContext c) => Getdents(c, is64: false);
+
+    private static SyscallResult Getdents(ISyscallContext c, bool is64)
+    {
+        var t = c.Task();
+        var a = c.Arguments;
+        var description = t.Fds.Get((int)a.A0);
+        if (description.Operations is not DirectoryOperations directory)
+        {
+            return SyscallResult.Error(description.IsPathOnly ? Errno.EBADF : Errno.ENOTDIR);
+        }
+
+        int capacity = (int)Math.Min(a.A2, 1 << 20);
+        var buffer = new byte[capacity];
+        int used = 0;
+        lock (description.OffsetLock)
+        {
+            long offset = description.Offset;
+            var path = directory.Path;
+            bool Emit(string name, ulong ino, byte type, long next)
+            {
+                int nameLength = Encoding.UTF8.GetByteCount(name);
+                int length = is64 ? (19 + nameLength + 1 + 7) & ~7 : (18 + nameLength + 2 + 7) & ~7;
+                if (used + length > capacity)
+                {
+                    return false;
+                }
+
+                var record = buffer.AsSpan(used, length);
+                record.Clear();
+                BitConverter.TryWriteBytes(record, ino);
+                BitConverter.TryWriteBytes(record[8..], next);
+                BitConverter.TryWriteBytes(record[16..], (ushort)length);
+                if (is64)
+                {
+                    record[18] = type;
+                    Encoding.UTF8.GetBytes(name, record[19..]);
+                }
+                else
+                {
+                    Encoding.UTF8.GetBytes(name, record[18..]);
+                    record[length - 1] = type;
+                }
+
+                used += length;
+                offset = next;
+                return true;
+            }
+
+            bool full = false;
+            if (offset == 0)
+            {
+                full = !Emit(".", path.Inode.GetAttributes().Ino, 4, 1);
+            }
+
+            if (!full && offset == 1)
+            {
+                var parent = VirtualFileSystem.ParentOf(path, t.Fs.Root);
+                full = !Emit("..", parent.Inode.GetAttributes().Ino, 4, 2);
+            }
+
+            if (!full)
+            {
+                foreach (var entry in path.Inode.ReadDirectory(Math.Max(offset, 2)))
+                {
+                    if (!Emit(entry.Name, entry.Ino, entry.Type.DirentType(), entry.NextOffset))
+                    {
+                        full = true;
+                        break;
+                    }
+                }
+            }
+
+            if (used == 0 && full)
+            {
+                return SyscallResult.Error(Errno.EINVAL);
+            }
+
+            t.Mm.Write(a.A1, buffer.AsSpan(0, used));
+            description.Offset = offset;
+        }
+
+        return SyscallResult.Ok(used);
+    }
+}

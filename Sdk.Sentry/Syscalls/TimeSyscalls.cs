@@ -1,0 +1,160 @@
+using AppKernel.Sentry.Abi;
+using AppKernel.Sentry.Kernel;
+using AppKernel.Sentry.Native;
+using AppKernel.Syscalls;
+
+namespace AppKernel.Sentry.Syscalls;
+
+/// <summary>Clocks and sleeping.</summary>
+internal static unsafe class TimeSyscalls
+{
+    public const int CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1, CLOCK_PROCESS_CPUTIME_ID = 2, CLOCK_THREAD_CPUTIME_ID = 3,
+        CLOCK_MONOTONIC_RAW = 4, CLOCK_REALTIME_COARSE = 5, CLOCK_MONOTONIC_COARSE = 6, CLOCK_BOOTTIME = 7,
+        CLOCK_REALTIME_ALARM = 8, CLOCK_BOOTTIME_ALARM = 9, CLOCK_TAI = 11;
+
+    private const int TIMER_ABSTIME = 1;
+
+    /// <summary>The time on <paramref name="clock"/> in nanoseconds; EINVAL for clocks Linux does not have.</summary>
+    public static long ClockNow(KernelTask t, int clock)
+    {
+        long* ts = stackalloc long[2];
+        int hostClock = clock switch
+        {
+            CLOCK_REALTIME or CLOCK_REALTIME_COARSE or CLOCK_REALTIME_ALARM => CLOCK_REALTIME,
+            CLOCK_TAI => CLOCK_TAI,
+            CLOCK_MONOTONIC or CLOCK_MONOTONIC_RAW or CLOCK_MONOTONIC_COARSE => CLOCK_MONOTONIC,
+            CLOCK_BOOTTIME or CLOCK_BOOTTIME_ALARM => CLOCK_BOOTTIME,
+            // CPU clocks: the time the Sentry spent on this thread's behalf (the platform's share is not counted yet).
+            CLOCK_PROCESS_CPUTIME_ID or CLOCK_THREAD_CPUTIME_ID => CLOCK_THREAD_CPUTIME_ID,
+            _ when clock < 0 => CLOCK_THREAD_CPUTIME_ID,
+            _ => throw ErrnoException.Of(Errno.EINVAL),
+        };
+        LibC.ClockGettime(hostClock, ts);
+        return ts[0] * 1_000_000_000 + ts[1];
+    }
+
+    private static LinuxTimespec ToTimespec(long ns) => new() { Seconds = ns / 1_000_000_000, Nanoseconds = ns % 1_000_000_000 };
+
+    private static long ReadDuration(KernelTask t, ulong address)
+    {
+        var ts = t.Mm.ReadValue<LinuxTimespec>(address);
+        if (ts.Seconds < 0 || (ulong)ts.Nanoseconds >= 1_000_000_000)
+        {
+            throw ErrnoException.Of(Errno.EINVAL);
+        }
+
+        return ts.Seconds > long.MaxValue / 1_000_000_000 - 1 ? long.MaxValue / 2 : ts.Seconds * 1_000_000_000 + ts.Nanoseconds;
+    }
+
+    [Syscall(228)]
+    public static SyscallResult ClockGettime(ISyscallContext c)
+    {
+        var t = c.Task();
+        long now = ClockNow(t, (int)c.Arguments.A0);
+        t.Mm.WriteValue(c.Arguments.A1, ToTimespec(now));
+        return SyscallResult.Zero;
+    }
+
+    [Syscall(229)]
+    public static SyscallResult ClockGetres(ISyscallContext c)
+    {
+        var t = c.Task();
+        int clock = (int)c.Arguments.A0;
+        ClockNow(t, clock);
+        if (c.Arguments.A1 != 0)
+        {
+            long resolution = clock is CLOCK_REALTIME_COARSE or CLOCK_MONOTONIC_COARSE ? 4_000_000 : 1;
+            t.Mm.WriteValue(c.Arguments.A1, ToTimespec(resolution));
+        }
+
+        return SyscallResult.Zero;
+    }
+
+    [Syscall(96)]
+    public static SyscallResult Gettimeofday(ISyscallContext c)
+    {
+        var t = c.Task();
+        if (c.Arguments.A0 != 0)
+        {
+            long now = ClockNow(t, CLOCK_REALTIME);
+            t.Mm.WriteValue(c.Arguments.A0, new LinuxTimeval { Seconds = now / 1_000_000_000, Microseconds = now % 1_000_000_000 / 1000 });
+        }
+
+        if (c.Arguments.A1 != 0)
+        {
+            t.Mm.WriteValue(c.Arguments.A1, 0L); // struct timezone: UTC, no DST
+        }
+
+        return SyscallResult.Zero;
+    }
+
+    [Syscall(201)]
+    public static SyscallResult Time(ISyscallContext c)
+    {
+        var t = c.Task();
+        long seconds = ClockNow(t, CLOCK_REALTIME) / 1_000_000_000;
+        if (c.Arguments.A0 != 0)
+        {
+            t.Mm.WriteValue(c.Arguments.A0, seconds);
+        }
+
+        return SyscallResult.Ok(seconds);
+    }
+
+    [Syscall(35)]
+    public static SyscallResult Nanosleep(ISyscallContext c)
+    {
+        var t = c.Task();
+        long duration = ReadDuration(t, c.Arguments.A0);
+        return SleepUntil(t, Kernel.Kernel.Now + duration, c.Arguments.A1);
+    }
+
+    [Syscall(230)]
+    public static SyscallResult ClockNanosleep(ISyscallContext c)
+    {
+        var t = c.Task();
+        var a = c.Arguments;
+        int clock = (int)a.A0;
+        int flags = (int)a.A1;
+        if (clock is CLOCK_THREAD_CPUTIME_ID || clock is not (CLOCK_REALTIME or CLOCK_MONOTONIC or CLOCK_BOOTTIME or CLOCK_TAI or CLOCK_PROCESS_CPUTIME_ID))
+        {
+            return SyscallResult.Error(clock is CLOCK_THREAD_CPUTIME_ID or < 0 ? Errno.EINVAL : Errno.EOPNOTSUPP);
+        }
+
+        long value = ReadDuration(t, a.A2);
+        long deadline = (flags & TIMER_ABSTIME) != 0
+            ? Kernel.Kernel.Now + (value - ClockNow(t, clock))
+            : Kernel.Kernel.Now + value;
+        return SleepUntil(t, deadline, (flags & TIMER_ABSTIME) != 0 ? 0 : a.A3);
+    }
+
+    /// <summary>Sleeps interruptibly; a signal returns EINTR with the time left, or restarts for the time left.</summary>
+    private static SyscallResult SleepUntil(KernelTask t, long deadline, ulong remaining)
+    {
+        try
+        {
+            t.WaitUntil(null, 0, static () => false, deadline);
+            return SyscallResult.Zero;
+        }
+        catch (ErrnoException e) when (e.Errno == Errno.ERESTARTSYS)
+        {
+            long left = Math.Max(0, deadline - Kernel.Kernel.Now);
+            if (remaining != 0)
+            {
+                t.Mm.WriteValue(remaining, ToTimespec(left));
+            }
+
+            t.RestartBlock = task => SleepUntil(task, deadline, remaining);
+            return SyscallResult.Error(Errno.ERESTART_RESTARTBLOCK);
+        }
+    }
+
+    [Syscall(219)]
+    public static SyscallResult RestartSyscall(ISyscallContext c)
+    {
+        var t = c.Task();
+        var restart = t.RestartBlock;
+        t.RestartBlock = null;
+        return restart is null ? SyscallResult.Error(Errno.EINTR) : restart(t);
+    }
+}

@@ -1,0 +1,282 @@
+using AppKernel.Sentry.Abi;
+using AppKernel.Sentry.Native;
+using AppKernel.Syscalls;
+using AppKernel.Vfs;
+using FileMode = AppKernel.Vfs.FileMode;
+
+namespace AppKernel.Sentry.Vfs;
+
+/// <summary>
+/// A host file the Sentry owns and lends to the program: the runner's stdio or a pipe to the host
+/// application. Pipes and terminals are reopened non-blocking (a private description, so the
+/// host's own stays as it was) and waited on through the <see cref="HostPoller"/>.
+/// </summary>
+internal sealed unsafe class HostFile : IFileOperations, IInode, IFileSystem
+{
+    private readonly int fd;
+    private readonly HostPoller poller;
+    private readonly bool stream;
+    private readonly bool isTerminal;
+    private readonly OutputBudget? budget;
+    private int released;
+
+    private HostFile(int fd, HostPoller poller, bool stream, bool isTerminal, OutputBudget? budget)
+    {
+        this.fd = fd;
+        this.poller = poller;
+        this.stream = stream;
+        this.isTerminal = isTerminal;
+        this.budget = budget;
+        if (stream)
+        {
+            poller.Watch(fd, Waiters);
+        }
+    }
+
+    /// <summary>Wraps a copy of host fd <paramref name="hostFd"/> (the caller keeps its own).</summary>
+    public static HostFile Open(int hostFd, bool write, HostPoller poller, OutputBudget? budget = null)
+    {
+        LibC.HostStat stat;
+        if (LibC.Fstat(hostFd, &stat) != 0)
+        {
+            throw LibC.HostError($"fstat of host fd {hostFd}");
+        }
+
+        uint type = stat.Mode & LibC.S_IFMT;
+        bool stream = type is LibC.S_IFIFO or LibC.S_IFCHR or LibC.S_IFSOCK;
+        int fd = -1;
+        if (type is LibC.S_IFIFO or LibC.S_IFCHR)
+        {
+            // A private non-blocking description of the same pipe or terminal.
+            fd = LibC.Open($"/proc/self/fd/{hostFd}", (write ? LibC.O_WRONLY : LibC.O_RDONLY) | LibC.O_NONBLOCK | LibC.O_CLOEXEC, 0);
+        }
+
+        if (fd < 0)
+        {
+            fd = LibC.Fcntl(hostFd, 1030 /* F_DUPFD_CLOEXEC */, 3);
+            if (fd < 0)
+            {
+                throw LibC.HostError($"dup of host fd {hostFd}");
+            }
+        }
+
+        byte* termios = stackalloc byte[64];
+        bool terminal = type == LibC.S_IFCHR && LibC.Ioctl(fd, LinuxConstants.TCGETS, termios) == 0;
+        return new HostFile(fd, poller, stream, terminal, budget);
+    }
+
+    public WaitQueue Waiters { get; } = new();
+
+    WaitQueue? IFileOperations.Waiters => stream ? Waiters : null;
+
+    public IInode? Inode => this;
+
+    public bool IsStream => stream;
+
+    public long Read(Span<byte> buffer, ref long offset)
+    {
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                nint n = stream ? LibC.Read(fd, p, (nuint)buffer.Length) : LibC.Pread(fd, p, (nuint)buffer.Length, offset);
+                if (n >= 0)
+                {
+                    if (!stream)
+                    {
+                        offset += n;
+                    }
+
+                    return n;
+                }
+
+                int errno = LibC.Errno;
+                if (errno == LibC.EINTR)
+                {
+                    continue;
+                }
+
+                throw ErrnoException.Of((Errno)errno);
+            }
+        }
+    }
+
+    public long Write(ReadOnlySpan<byte> buffer, ref long offset, bool append)
+    {
+        if (budget is not null)
+        {
+            buffer = buffer[..(int)budget.Take(buffer.Length)];
+        }
+
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                nint n = stream || append ? LibC.Write(fd, p, (nuint)buffer.Length) : LibC.Pwrite(fd, p, (nuint)buffer.Length, offset);
+                if (n >= 0)
+                {
+                    if (!stream)
+                    {
+                        offset += n;
+                    }
+
+                    budget?.Return(buffer.Length - (int)n);
+                    return n;
+                }
+
+                int errno = LibC.Errno;
+                if (errno == LibC.EINTR)
+                {
+                    continue;
+                }
+
+                budget?.Return(buffer.Length);
+                throw ErrnoException.Of((Errno)errno);
+            }
+        }
+    }
+
+    public PollEvents Poll(PollEvents mask)
+    {
+        if (!stream)
+        {
+            return mask & (PollEvents.In | PollEvents.Out | PollEvents.ReadNormal | PollEvents.WriteNormal);
+        }
+
+        var pfd = new LibC.PollFd { Fd = fd, Events = LibC.POLLIN | LibC.POLLOUT };
+        LibC.Poll(&pfd, 1, 0);
+        PollEvents ready = 0;
+        if ((pfd.Revents & LibC.POLLIN) != 0) ready |= PollEvents.In | PollEvents.ReadNormal;
+        if ((pfd.Revents & LibC.POLLOUT) != 0) ready |= PollEvents.Out | PollEvents.WriteNormal;
+        if ((pfd.Revents & LibC.POLLERR) != 0) ready |= PollEvents.Error;
+        if ((pfd.Revents & LibC.POLLHUP) != 0) ready |= PollEvents.HangUp;
+        return ready & (mask | PollEvents.Error | PollEvents.HangUp);
+    }
+
+    public long Ioctl(uint request, ulong argument, ISyscallContext context)
+    {
+        switch (request)
+        {
+            case LinuxConstants.TCGETS or LinuxConstants.TIOCGWINSZ when isTerminal:
+            {
+                int size = request == LinuxConstants.TCGETS ? 60 : 8;
+                byte* data = stackalloc byte[64];
+                if (LibC.Ioctl(fd, request, data) != 0)
+                {
+                    throw ErrnoException.Of((Errno)LibC.Errno);
+                }
+
+                context.Memory.Write(argument, new ReadOnlySpan<byte>(data, size));
+                return 0;
+            }
+
+            case LinuxConstants.TCSETS or LinuxConstants.TCSETSW or LinuxConstants.TCSETSF or LinuxConstants.TIOCSWINSZ when isTerminal:
+            {
+                int size = request == LinuxConstants.TIOCSWINSZ ? 8 : 60;
+                byte* data = stackalloc byte[64];
+                context.Memory.Read(argument, new Span<byte>(data, size));
+                if (LibC.Ioctl(fd, request, data) != 0)
+                {
+                    throw ErrnoException.Of((Errno)LibC.Errno);
+                }
+
+                return 0;
+            }
+
+            case LinuxConstants.TIOCGPGRP when isTerminal:
+                context.Memory.WriteValue(argument, context.Task.Pid);
+                return 0;
+            case LinuxConstants.FIONREAD when stream:
+            {
+                int available;
+                if (LibC.Ioctl(fd, LinuxConstants.FIONREAD, &available) != 0)
+                {
+                    throw ErrnoException.Of((Errno)LibC.Errno);
+                }
+
+                context.Memory.WriteValue(argument, available);
+                return 0;
+            }
+
+            default:
+                throw ErrnoException.Of(Errno.ENOTTY);
+        }
+    }
+
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref released, 1) == 0)
+        {
+            poller.Unwatch(fd);
+            LibC.Close(fd);
+        }
+    }
+
+    // The file as an anonymous inode: fstat shows the host file's type, size and times.
+    IFileSystem IInode.FileSystem => this;
+
+    public InodeAttributes GetAttributes()
+    {
+        LibC.HostStat stat;
+        LibC.Fstat(fd, &stat);
+        return new InodeAttributes
+        {
+            Ino = stat.Ino,
+            Mode = (FileMode)stat.Mode,
+            Links = (uint)stat.Nlink,
+            Uid = (int)stat.Uid,
+            Gid = (int)stat.Gid,
+            Rdev = stat.Rdev,
+            Size = stat.Size,
+            BlockSize = (int)stat.BlockSize,
+            Blocks = stat.Blocks,
+            AccessTime = new Timespec(stat.Atime, stat.AtimeNsec),
+            ModifyTime = new Timespec(stat.Mtime, stat.MtimeNsec),
+            ChangeTime = new Timespec(stat.Ctime, stat.CtimeNsec),
+        };
+    }
+
+    IFileOperations IInode.Open(OpenFlags flags) => throw ErrnoException.Of(Errno.ENXIO);
+
+    string IFileSystem.TypeName => "hostfile";
+
+    IInode IFileSystem.Root => this;
+
+    FileSystemStatistics IFileSystem.GetStatistics() => new(0, 4096, 0, 0, 0, 0, 0);
+}
+
+/// <summary>The output limit shared by a sandbox's stdout and stderr: past it, writes fail with EFBIG.</summary>
+internal sealed class OutputBudget(long limit)
+{
+    private long left = limit;
+
+    /// <summary>Reserves up to <paramref name="wanted"/> bytes; EFBIG when nothing is left.</summary>
+    public long Take(int wanted)
+    {
+        while (true)
+        {
+            long current = Volatile.Read(ref left);
+            if (current <= 0)
+            {
+                Exceeded = true;
+                throw ErrnoException.Of(Errno.EFBIG);
+            }
+
+            long take = Math.Min(current, wanted);
+            if (Interlocked.CompareExchange(ref left, current - take, current) == current)
+            {
+                return take;
+            }
+        }
+    }
+
+    public void Return(int unused)
+    {
+        if (unused > 0)
+        {
+            Interlocked.Add(ref left, unused);
+        }
+    }
+
+    public bool Exceeded { get; private set; }
+}

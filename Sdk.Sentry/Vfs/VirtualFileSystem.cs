@@ -1,0 +1,427 @@
+using AppKernel.Sentry.Abi;
+using AppKernel.Sentry.Kernel;
+using AppKernel.Vfs;
+
+namespace AppKernel.Sentry.Vfs;
+
+/// <summary>Who resolves a path and from where.</summary>
+/// <param name="Credentials">For search permission on directories.</param>
+/// <param name="Root">The task's root: absolute paths start here and ".." stops here.</param>
+/// <param name="Start">Where relative paths start (cwd or a dirfd).</param>
+/// <param name="Task">The task, for procfs magic links; null for the Sentry's own lookups.</param>
+internal readonly record struct PathContext(Credentials Credentials, VfsPath Root, VfsPath Start, KernelTask? Task);
+
+/// <summary>The outcome of a path walk: a path, or (through a procfs magic link) an open description with no path.</summary>
+internal readonly record struct Resolution(VfsPath Path, FileDescription? Description)
+{
+    public IInode Inode => Description?.Operations.Inode ?? Path.Inode;
+}
+
+/// <summary>
+/// The sandbox's mount tree and path walk: mounts, the dentry cache, symlinks (ELOOP after 40),
+/// ".." clamped at the task's root, mount crossing, trailing-slash rules, ENAMETOOLONG.
+/// </summary>
+internal sealed partial class VirtualFileSystem
+{
+    private readonly object mountGate = new();
+    private readonly Dictionary<(Mount, Dentry), Mount> mountsByPoint = new();
+    private readonly Dictionary<IFileSystem, Dentry> rootDentries = new(ReferenceEqualityComparer.Instance);
+    private readonly List<Mount> mounts = new();
+    private int nextMountId = 1;
+    private uint nextDeviceMinor = 16;
+    private Mount? root;
+
+    /// <summary>Serialises namespace changes (create, unlink, rename, link, mount) so they compose atomically.</summary>
+    public object NamespaceLock { get; } = new();
+
+    public Mount RootMount => root ?? throw new InvalidOperationException("no root filesystem mounted");
+
+    public VfsPath RootPath => new(RootMount, RootMount.Root);
+
+    public IReadOnlyList<Mount> Mounts
+    {
+        get
+        {
+            lock (mountGate)
+            {
+                return mounts.ToArray();
+            }
+        }
+    }
+
+    /// <summary>Mounts <paramref name="fileSystem"/> as the root of the tree.</summary>
+    public Mount MountRoot(IFileSystem fileSystem, string source, bool readOnly)
+    {
+        lock (mountGate)
+        {
+            if (root is not null)
+            {
+                throw new InvalidOperationException("the root is already mounted");
+            }
+
+            root = NewMount(fileSystem, source, readOnly);
+            mounts.Add(root);
+            return root;
+        }
+    }
+
+    /// <summary>Mounts <paramref name="fileSystem"/> on the directory <paramref name="target"/>.</summary>
+    public Mount MountAt(VfsPath target, IFileSystem fileSystem, string source, bool readOnly)
+    {
+        if (!target.Inode.GetAttributes().Mode.IsDirectory())
+        {
+            throw ErrnoException.Of(Errno.ENOTDIR);
+        }
+
+        lock (mountGate)
+        {
+            var mount = NewMount(fileSystem, source, readOnly);
+            mount.Parent = target.Mount;
+            mount.MountPoint = target.Dentry;
+            target.Dentry.MountCount++;
+            mountsByPoint[(target.Mount, target.Dentry)] = mount;
+            mounts.Add(mount);
+            return mount;
+        }
+    }
+
+    private Mount NewMount(IFileSystem fileSystem, string source, bool readOnly)
+    {
+        if (!rootDentries.TryGetValue(fileSystem, out var rootDentry))
+        {
+            rootDentry = new Dentry("/", null, fileSystem.Root);
+            rootDentries[fileSystem] = rootDentry;
+        }
+
+        return new Mount(nextMountId++, fileSystem, rootDentry, nextDeviceMinor++, source, readOnly);
+    }
+
+    /// <summary>Resolves <paramref name="path"/>; <paramref name="followFinal"/> follows a final symlink.</summary>
+    public Resolution Resolve(in PathContext context, string path, bool followFinal)
+    {
+        if (path.Length == 0)
+        {
+            throw ErrnoException.Of(Errno.ENOENT);
+        }
+
+        if (path.Length >= LinuxConstants.PathMax)
+        {
+            throw ErrnoException.Of(Errno.ENAMETOOLONG);
+        }
+
+        int symlinks = 0;
+        return Walk(context, path[0] == '/' ? context.Root : context.Start, path, followFinal, ref symlinks);
+    }
+
+    /// <summary>
+    /// Resolves all but the last component of <paramref name="path"/> (for create, unlink, rename).
+    /// The name is "." or ".." when the path ends so; callers turn those into Linux's errors.
+    /// </summary>
+    public (VfsPath Parent, string Name, bool TrailingSlash) ResolveParent(in PathContext context, string path)
+    {
+        if (path.Length == 0)
+        {
+            throw ErrnoException.Of(Errno.ENOENT);
+        }
+
+        if (path.Length >= LinuxConstants.PathMax)
+        {
+            throw ErrnoException.Of(Errno.ENAMETOOLONG);
+        }
+
+        string trimmed = path.TrimEnd('/');
+        bool trailingSlash = trimmed.Length != path.Length;
+        if (trimmed.Length == 0)
+        {
+            // "/" itself: its "name" is the root.
+            return (context.Root, ".", true);
+        }
+
+        int slash = trimmed.LastIndexOf('/');
+        string name = trimmed[(slash + 1)..];
+        if (name.Length > LinuxConstants.NameMax)
+        {
+            throw ErrnoException.Of(Errno.ENAMETOOLONG);
+        }
+
+        VfsPath parent;
+        if (slash < 0)
+        {
+            parent = context.Start;
+        }
+        else if (slash == 0)
+        {
+            parent = context.Root;
+        }
+        else
+        {
+            int symlinks = 0;
+            var resolution = Walk(context, trimmed[0] == '/' ? context.Root : context.Start, trimmed[..slash], followFinal: true, ref symlinks);
+            if (resolution.Description is not null)
+            {
+                throw ErrnoException.Of(Errno.ENOTDIR);
+            }
+
+            parent = resolution.Path;
+        }
+
+        var attributes = parent.Inode.GetAttributes();
+        if (!attributes.Mode.IsDirectory())
+        {
+            throw ErrnoException.Of(Errno.ENOTDIR);
+        }
+
+        return (parent, name, trailingSlash);
+    }
+
+    private Resolution Walk(in PathContext context, VfsPath start, string path, bool followFinal, ref int symlinks)
+    {
+        var current = start;
+        bool trailingSlash = path[^1] == '/';
+        int position = 0;
+        while (true)
+        {
+            while (position < path.Length && path[position] == '/')
+            {
+                position++;
+            }
+
+            if (position >= path.Length)
+            {
+                break;
+            }
+
+            int end = path.IndexOf('/', position);
+            if (end < 0)
+            {
+                end = path.Length;
+            }
+
+            int rest = end;
+            while (rest < path.Length && path[rest] == '/')
+            {
+                rest++;
+            }
+
+            bool last = rest >= path.Length;
+            string component = path[position..end];
+            position = end;
+
+            var directoryAttributes = current.Inode.GetAttributes();
+            if (!directoryAttributes.Mode.IsDirectory())
+            {
+                throw ErrnoException.Of(Errno.ENOTDIR);
+            }
+
+            Permissions.Check(directoryAttributes, context.Credentials, Permissions.Execute);
+            if (component == ".")
+            {
+                continue;
+            }
+
+            if (component == "..")
+            {
+                current = ParentOf(current, context.Root);
+                continue;
+            }
+
+            if (component.Length > LinuxConstants.NameMax)
+            {
+                throw ErrnoException.Of(Errno.ENAMETOOLONG);
+            }
+
+            var child = LookupChild(current.Dentry, component) ?? throw ErrnoException.Of(Errno.ENOENT);
+            var next = CrossMounts(new VfsPath(current.Mount, child));
+            var mode = next.Inode.GetAttributes().Mode;
+            if (mode.IsSymlink() && (!last || followFinal || trailingSlash))
+            {
+                if (++symlinks > LinuxConstants.SymlinkMax)
+                {
+                    throw ErrnoException.Of(Errno.ELOOP);
+                }
+
+                if (next.Inode is IMagicLink magic && context.Task is { } task)
+                {
+                    var target = magic.Resolve(task);
+                    if (target.Path is { } targetPath)
+                    {
+                        current = targetPath;
+                        continue;
+                    }
+
+                    if (last && target.Description is { } description)
+                    {
+                        return new Resolution(current, description);
+                    }
+
+                    throw ErrnoException.Of(Errno.ENOTDIR);
+                }
+
+                string linkTarget = next.Inode.ReadLink();
+                if (linkTarget.Length == 0)
+                {
+                    throw ErrnoException.Of(Errno.ENOENT);
+                }
+
+                var resolved = Walk(context, linkTarget[0] == '/' ? context.Root : current, linkTarget, followFinal: true, ref symlinks);
+                if (resolved.Description is not null)
+                {
+                    return resolved;
+                }
+
+                current = resolved.Path;
+                continue;
+            }
+
+            current = next;
+        }
+
+        if (trailingSlash && !current.Inode.GetAttributes().Mode.IsDirectory())
+        {
+            throw ErrnoException.Of(Errno.ENOTDIR);
+        }
+
+        return new Resolution(current, null);
+    }
+
+    /// <summary>The child dentry for <paramref name="name"/>, from the cache or the filesystem; null when absent.</summary>
+    public Dentry? LookupChild(Dentry parent, string name)
+    {
+        var fileSystem = parent.Inode.FileSystem;
+        lock (parent)
+        {
+            if (fileSystem.CachesLookups && parent.TryGetCached(name, out var cached))
+            {
+                return cached;
+            }
+
+            var inode = parent.Inode.Lookup(name);
+            var child = inode is null ? null : new Dentry(name, parent, inode);
+            if (fileSystem.CachesLookups)
+            {
+                parent.Cache(name, child);
+            }
+
+            return child;
+        }
+    }
+
+    /// <summary>Follows mounts stacked on <paramref name="path"/> down to the topmost filesystem's root.</summary>
+    public VfsPath CrossMounts(VfsPath path)
+    {
+        while (path.Dentry.MountCount > 0)
+        {
+            Mount? mounted;
+            lock (mountGate)
+            {
+                mountsByPoint.TryGetValue((path.Mount, path.Dentry), out mounted);
+            }
+
+            if (mounted is null)
+            {
+                break;
+            }
+
+            path = new VfsPath(mounted, mounted.Root);
+        }
+
+        return path;
+    }
+
+    /// <summary>"..": the parent, crossing mounts upward and never above <paramref name="root"/>.</summary>
+    public static VfsPath ParentOf(VfsPath path, VfsPath root)
+    {
+        while (true)
+        {
+            if (path == root)
+            {
+                return path;
+            }
+
+            if (path.Dentry == path.Mount.Root)
+            {
+                if (path.Mount.Parent is null || path.Mount.MountPoint is null)
+                {
+                    return path;
+                }
+
+                path = new VfsPath(path.Mount.Parent, path.Mount.MountPoint);
+                continue;
+            }
+
+            return new VfsPath(path.Mount, path.Dentry.Parent ?? path.Dentry);
+        }
+    }
+
+    /// <summary>The absolute path of <paramref name="path"/> as seen from <paramref name="root"/> (getcwd, /proc links).</summary>
+    public static string PathString(VfsPath path, VfsPath root)
+    {
+        var parts = new List<string>();
+        var current = path;
+        while (current != root)
+        {
+            if (current.Dentry == current.Mount.Root)
+            {
+                if (current.Mount.Parent is null || current.Mount.MountPoint is null)
+                {
+                    // Outside the task's root (after chroot): Linux shows the path from the real root.
+                    break;
+                }
+
+                current = new VfsPath(current.Mount.Parent, current.Mount.MountPoint);
+                continue;
+            }
+
+            parts.Add(current.Dentry.Name);
+            current = new VfsPath(current.Mount, current.Dentry.Parent ?? current.Dentry);
+        }
+
+        if (parts.Count == 0)
+        {
+            return "/";
+        }
+
+        parts.Reverse();
+        return "/" + string.Join('/', parts);
+    }
+
+    /// <summary>True when <paramref name="path"/> is <paramref name="ancestor"/> or below it.</summary>
+    public static bool IsAtOrBelow(VfsPath path, VfsPath ancestor)
+    {
+        var current = path;
+        while (true)
+        {
+            if (current == ancestor)
+            {
+                return true;
+            }
+
+            if (current.Dentry == current.Mount.Root)
+            {
+                if (current.Mount.Parent is null || current.Mount.MountPoint is null)
+                {
+                    return false;
+                }
+
+                current = new VfsPath(current.Mount.Parent, current.Mount.MountPoint);
+                continue;
+            }
+
+            if (current.Dentry.Parent is null)
+            {
+                return false;
+            }
+
+            current = new VfsPath(current.Mount, current.Dentry.Parent);
+        }
+    }
+
+    /// <summary>The mount whose root is at or above <paramref name="path"/>'s dentry.</summary>
+    public Mount? MountedAt(VfsPath path)
+    {
+        lock (mountGate)
+        {
+            return mountsByPoint.TryGetValue((path.Mount, path.Dentry), out var m) ? m : null;
+        }
+    }
+}

@@ -1,0 +1,125 @@
+namespace AppKernel.Runner;
+
+/// <summary>Parses <c>appkernel do [options] -- PROGRAM [ARGS...]</c>; errors are one line for the user.</summary>
+internal static class CommandLine
+{
+    public const string Usage =
+        "usage: appkernel do [--platform ptrace] [--rootfs DIR] [--rootfs-mode overlay|readonly|readwrite] [--strace]\n" +
+        "                    [--env K=V]... [--cwd DIR] [--hostname NAME] [--plugins DIR] -- PROGRAM [ARGS...]\n" +
+        "       appkernel            (runs a short demo inside a sandbox)";
+
+    public static RunnerOptions Parse(IReadOnlyList<string> args)
+    {
+        var options = new RunnerOptions();
+        int i = 0;
+        string Value(string name)
+        {
+            if (i + 1 >= args.Count)
+            {
+                throw new UsageException($"option {name} needs a value");
+            }
+
+            return args[++i];
+        }
+
+        for (; i < args.Count; i++)
+        {
+            string arg = args[i];
+            if (arg == "--")
+            {
+                i++;
+                break;
+            }
+
+            if (!arg.StartsWith("--", StringComparison.Ordinal))
+            {
+                break;
+            }
+
+            string name = arg;
+            string? inline = null;
+            int eq = arg.IndexOf('=');
+            if (eq > 0)
+            {
+                name = arg[..eq];
+                inline = arg[(eq + 1)..];
+            }
+
+            string Take() => inline ?? Value(name);
+            switch (name)
+            {
+                case "--platform":
+                    options.Platform = Take();
+                    break;
+                case "--rootfs":
+                    options.RootFs = Take();
+                    break;
+                case "--rootfs-mode":
+                    options.RootFsMode = Take() switch
+                    {
+                        "overlay" => RootFsMode.Overlay,
+                        "readonly" => RootFsMode.ReadOnly,
+                        "readwrite" => RootFsMode.ReadWrite,
+                        var other => throw new UsageException($"--rootfs-mode must be overlay, readonly or readwrite (was '{other}')"),
+                    };
+                    break;
+                case "--strace":
+                    options.Strace = true;
+                    break;
+                case "--env":
+                {
+                    string pair = Take();
+                    int split = pair.IndexOf('=');
+                    if (split <= 0)
+                    {
+                        throw new UsageException($"--env needs KEY=VALUE (was '{pair}')");
+                    }
+
+                    options.Environment.Add(new(pair[..split], pair[(split + 1)..]));
+                    break;
+                }
+
+                case "--cwd":
+                    options.WorkingDirectory = Take();
+                    break;
+                case "--hostname":
+                    options.Hostname = Take();
+                    break;
+                case "--plugins":
+                    options.PluginDirectory = Take();
+                    break;
+                case "--network":
+                    options.Network = Take() switch
+                    {
+                        "none" => NetworkMode.None,
+                        "host" => NetworkMode.Host,
+                        var other => throw new UsageException($"--network must be none or host (was '{other}')"),
+                    };
+                    break;
+                case "--allow-connect":
+                    options.AllowConnect.Add(Take());
+                    break;
+                case "--allow-bind":
+                    options.AllowBind.Add(int.TryParse(Take(), out int port) ? port : throw new UsageException("--allow-bind needs a port number"));
+                    break;
+                default:
+                    throw new UsageException($"unknown option {name}");
+            }
+        }
+
+        for (; i < args.Count; i++)
+        {
+            options.Command.Add(args[i]);
+        }
+
+        if (options.Command.Count == 0)
+        {
+            throw new UsageException("no program given");
+        }
+
+        return options;
+    }
+}
+
+/// <summary>A command-line mistake: reported in one line with exit status 125.</summary>
+internal sealed class UsageException(string message) : Exception(message);

@@ -1,0 +1,29 @@
+namespace AppKernel.Runner;
+
+/// <summary>The parsed command line of <c>appkernel do</c>.</summary>
+internal sealed class RunnerOptions
+{
+    public string Platform { get; set; } = "ptrace";
+
+    public string RootFs { get; set; } = "/";
+
+    public RootFsMode RootFsMode { get; set; } = RootFsMode.Overlay;
+
+    public bool Strace { get; set; }
+
+    public List<KeyValuePair<string, string>> Environment { get; } = new();
+
+    public string? WorkingDirectory { get; set; }
+
+    public string? Hostname { get; set; }
+
+    public string? PluginDirectory { get; set; }
+
+    public NetworkMode Network { get; set; } = NetworkMode.None;
+
+    public List<string> AllowConnect { get; } = new();
+
+    public List<int> AllowBind { get; } = new();
+
+    public List<string> Command { get; } = new();
+}
