@@ -62,6 +62,11 @@ public sealed class TmpfsTests
         Assert.AreEqual(5000, file.GetAttributes().Size);
         Assert.AreEqual(2 * 8, file.GetAttributes().Blocks);
         Assert.AreEqual(2 * 4096, memory.AllocatedBytes);
+        Span<long> page = stackalloc long[1];
+        ops.Mappable!.GetPages(4096, page);
+        Assert.IsTrue(memory.GetSpan(page[0] + 5000 - 4096, 4096 - (5000 - 4096)).ToArray().All(b => b == 0), "the tail of the last page is zeroed");
+        Assert.IsTrue(memory.GetSpan(page[0], 5000 - 4096).ToArray().All(b => b == 0xAB));
+        memory.DecRef(page[0], 4096);
 
         file.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: 10000));
         Assert.AreEqual(10000, file.GetAttributes().Size);
