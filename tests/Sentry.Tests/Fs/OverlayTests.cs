@@ -58,6 +58,9 @@ public sealed class OverlayTests
         return node;
     }
 
+    /// <summary>A new overlay over the same layers: sees only what the upper layer recorded, nothing cached.</summary>
+    private IInode Remounted(string path) => Find(new OverlayFileSystem(lower, upper).Root, path) ?? throw new AssertFailedException($"{path} missing");
+
     private static IInode? Find(IInode root, string path)
     {
         IInode? node = root;
@@ -191,6 +194,8 @@ public sealed class OverlayTests
         File(etc, "hosts", "new hosts");
         Assert.AreEqual("new hosts", ReadAll(etc.Lookup("hosts")!));
         CollectionAssert.AreEqual(new[] { "hosts", "passwd" }, SortedNames(etc));
+        CollectionAssert.AreEqual(new[] { "hosts", "passwd" }, SortedNames(Remounted("/etc")));
+        Assert.AreEqual("new hosts", ReadAll(Remounted("/etc/hosts")));
         Assert.AreEqual(Errno.EPERM, ErrnoOf(() => etc.CreateNode("fake", FileMode.CharDevice, 0, Root)), "programs cannot make whiteouts");
     }
 
@@ -220,6 +225,7 @@ public sealed class OverlayTests
         Assert.AreEqual(2u, again.GetAttributes().Links, "not merged: its own link count");
         File(again, "mine");
         CollectionAssert.AreEqual(new[] { "mine" }, Names(Walk("/dir/sub")));
+        CollectionAssert.AreEqual(new[] { "mine" }, Names(Remounted("/dir/sub")));
     }
 
     [TestMethod]
@@ -244,6 +250,8 @@ public sealed class OverlayTests
         WriteAll(lib.Lookup("a")!, "AA");
         var entries = lib.ReadDirectory(2).ToList();
         CollectionAssert.AreEquivalent(new[] { "a", "b", "c" }, entries.Select(e => e.Name).ToArray());
+        CollectionAssert.AreEquivalent(new[] { "a", "b", "c" }, Names(Remounted("/usr/lib")));
+        Assert.AreEqual("AA", ReadAll(Remounted("/usr/lib/a")));
         Assert.AreEqual(lib.Lookup("a")!.GetAttributes().Ino, entries.Single(e => e.Name == "a").Ino);
         Assert.AreEqual(lib.Lookup("c")!.GetAttributes().Ino, entries.Single(e => e.Name == "c").Ino);
         Assert.AreEqual(1u, lib.GetAttributes().Links, "merged directories report one link");
@@ -317,6 +325,8 @@ public sealed class OverlayTests
         Assert.AreEqual(ino, moved.GetAttributes().Ino);
         Assert.AreEqual("root:x:0:0", ReadAll(moved));
         CollectionAssert.AreEquivalent(new[] { "a", "b", "pw" }, Names(Walk("/usr/lib")));
+        CollectionAssert.AreEqual(new[] { "hosts" }, Names(Remounted("/etc")));
+        Assert.AreEqual("root:x:0:0", ReadAll(Remounted("/usr/lib/pw")));
 
         // Replace a lower file; NoReplace and Exchange.
         Walk("/usr/lib").Rename("pw", Walk("/usr/lib"), "a", RenameFlags.None);
@@ -341,6 +351,7 @@ public sealed class OverlayTests
         File(mine, "y", "why");
         overlay.Root.Rename("mine", Walk("/usr"), "lib", RenameFlags.None);
         CollectionAssert.AreEqual(new[] { "y" }, Names(Walk("/usr/lib")), "the lower a and b must not come back");
+        CollectionAssert.AreEqual(new[] { "y" }, Names(Remounted("/usr/lib")), "the upper layer records the opacity");
         Assert.IsNull(Walk("/usr/lib").Lookup("a"));
         Assert.AreEqual("why", ReadAll(Walk("/usr/lib/y")));
     }
