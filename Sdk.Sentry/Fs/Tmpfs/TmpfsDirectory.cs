@@ -250,20 +250,18 @@ internal sealed class TmpfsDirectory : TmpfsInode, IInode
         lock (Fs.Gate)
         {
             CheckNewNameLocked(name);
-            bool revive;
             lock (inode.Lock)
             {
-                revive = inode.Links == 0;
-                if (revive && !(inode is TmpfsRegularFile { Linkable: true }))
+                if (inode.Links == 0)
                 {
-                    throw ErrnoException.Of(Errno.ENOENT);
-                }
-            }
+                    // Only an unnamed file may get its first name (it is already counted as an inode).
+                    if (inode is not TmpfsRegularFile { Linkable: true } unnamed)
+                    {
+                        throw ErrnoException.Of(Errno.ENOENT);
+                    }
 
-            if (revive)
-            {
-                Fs.ReserveInode();
-                ((TmpfsRegularFile)inode).Linkable = false;
+                    unnamed.Linkable = false;
+                }
             }
 
             inode.AddLink();

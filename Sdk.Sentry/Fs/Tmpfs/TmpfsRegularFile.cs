@@ -19,7 +19,7 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
     private long size;
     private int openCount;
 
-    /// <summary>An unnamed (O_TMPFILE) file that may still be linked; guarded by the namespace lock.</summary>
+    /// <summary>An unnamed (O_TMPFILE) file that may still be given a name; guarded by <see cref="TmpfsInode.Lock"/>.</summary>
     internal bool Linkable;
 
     public TmpfsRegularFile(TmpfsFileSystem fs, FileMode mode, FileOwner owner)
@@ -327,6 +327,12 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
             if (openCount == 0 && (Links == 0 || Fs.IsReleased))
             {
                 FreeAllLocked();
+                if (Links == 0 && Linkable)
+                {
+                    // An unnamed file closed without ever being linked: it is gone.
+                    Linkable = false;
+                    Fs.ReleaseInode();
+                }
             }
         }
     }

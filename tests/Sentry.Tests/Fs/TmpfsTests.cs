@@ -646,4 +646,20 @@ public sealed class TmpfsTests
         ops.Release();
         Assert.AreEqual("tmp", ReadAll(fs.Root.Lookup("named")!));
     }
+
+    [TestMethod]
+    public void UnnamedFileNeverLinkedGivesItsInodeBack()
+    {
+        var fs = NewFs("nr_inodes=2");
+        var dir = (TmpfsDirectory)fs.Root;
+        var file = dir.CreateUnnamedFile(Reg(), Root);
+        Assert.AreEqual(Errno.ENOSPC, ErrnoOf(() => File(fs.Root, "x")));
+        var ops = file.Open(OpenFlags.ReadWrite);
+        long offset = 0;
+        ops.Write("data"u8, ref offset, append: false);
+        ops.Release();
+        Assert.AreEqual(0, memory.AllocatedBytes);
+        File(fs.Root, "x");
+        Assert.AreEqual(Errno.ENOENT, ErrnoOf(() => fs.Root.Link("late", file)));
+    }
 }
