@@ -494,11 +494,6 @@ internal sealed class OverlayInode : IInode
                 throw ErrnoException.Of(Errno.ENOTEMPTY);
             }
 
-            if (node.Upper is { } upperDirectory)
-            {
-                ClearWhiteouts(upperDirectory);
-            }
-
             RemoveLocked(node, name);
         }
     }
@@ -512,13 +507,20 @@ internal sealed class OverlayInode : IInode
             CopyUpLocked(null);
         }
 
-        if (node.Upper is not null)
+        if (node.Upper is { } upperObject)
         {
             var upperDirectory = Upper!;
-            if (needsWhiteout)
+            string? temp = needsWhiteout ? CreateTempWhiteout(upperDirectory) : null;
+            if (node.IsDirectory)
             {
-                // Swap a fresh whiteout in for the upper object in one step, then drop the object.
-                string temp = CreateTempWhiteout(upperDirectory);
+                // An empty merged directory may still hold whiteouts; they go only once nothing can fail
+                // before the directory itself goes (else the lower entries they hide would come back).
+                ClearWhiteouts(upperObject);
+            }
+
+            if (temp is not null)
+            {
+                // Swap the fresh whiteout in for the upper object in one step, then drop the object.
                 upperDirectory.Rename(temp, upperDirectory, name, RenameFlags.Exchange);
                 RemoveUpperEntry(upperDirectory, temp, node.IsDirectory);
             }
