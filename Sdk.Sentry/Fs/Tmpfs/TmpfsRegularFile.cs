@@ -1,0 +1,404 @@
+using AppKernel.Vfs;
+using FileMode = AppKernel.Vfs.FileMode;
+
+namespace AppKernel.Sentry.Fs.Tmpfs;
+
+/// <summary>
+/// A regular file whose data lives in memory-file pages. The file is sparse: a hole has no page
+/// and reads as zeros. Bytes past the size in the last page are always zero, so growing the
+/// file never exposes old data. The data stays while the file has a name or is open; the file's
+/// own page references are dropped when neither holds (mappings keep their own references).
+/// </summary>
+internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
+{
+    private const int PageSize = TmpfsFileSystem.PageSize;
+    private const int PageShift = TmpfsFileSystem.PageShift;
+
+    // Guarded by Lock.
+    private readonly PageTable pages = new();
+    private long size;
+    private int openCount;
+
+    /// <summary>An unnamed (O_TMPFILE) file that may still be given a name; guarded by <see cref="TmpfsInode.Lock"/>.</summary>
+    internal bool Linkable;
+
+    public TmpfsRegularFile(TmpfsFileSystem fs, FileMode mode, FileOwner owner)
+        : base(fs, mode, owner, links: 1)
+    {
+    }
+
+    public override IFileOperations Open(OpenFlags flags)
+    {
+        lock (Lock)
+        {
+            openCount++;
+        }
+
+        return new TmpfsFileDescription(this, flags);
+    }
+
+    public override void SetAttributes(in AttributeUpdate update)
+    {
+        lock (Lock)
+        {
+            if ((update.Mask & AttributeMask.Size) != 0)
+            {
+                TruncateLocked(update.Size);
+                var now = Timespec.Now;
+                ModifyTime = ChangeTime = now;
+            }
+
+            ApplyAttributesLocked(update);
+        }
+    }
+
+    protected override void FillAttributesLocked(ref InodeAttributes attributes)
+    {
+        attributes.Size = size;
+        attributes.Blocks = pages.Count * (PageSize / 512);
+    }
+
+    /// <summary>Reads at <paramref name="offset"/>; holes read as zeros.</summary>
+    internal long Read(Span<byte> buffer, long offset, bool updateAccessTime)
+    {
+        if (offset < 0)
+        {
+            throw ErrnoException.Of(Errno.EINVAL);
+        }
+
+        if (buffer.Length == 0)
+        {
+            return 0;
+        }
+
+        lock (Lock)
+        {
+            if (offset >= size)
+            {
+                return 0;
+            }
+
+            int count = (int)Math.Min(buffer.Length, size - offset);
+            int done = 0;
+            while (done < count)
+            {
+                long position = offset + done;
+                int inPage = (int)(position & (PageSize - 1));
+                int chunk = Math.Min(PageSize - inPage, count - done);
+                long page = pages.Get(position >> PageShift);
+                var target = buffer.Slice(done, chunk);
+                if (page < 0)
+                {
+                    target.Clear();
+                }
+                else
+                {
+                    Fs.Memory.GetSpan(page + inPage, chunk).CopyTo(target);
+                }
+
+                done += chunk;
+            }
+
+            if (updateAccessTime)
+            {
+                TouchAccessLocked();
+            }
+
+            return count;
+        }
+    }
+
+    /// <summary>
+    /// Writes at <paramref name="offset"/> (at the end, atomically, when <paramref name="append"/>),
+    /// allocating pages for holes. A write that meets the size limit stops short; one that can
+    /// write nothing fails with ENOSPC. EFBIG at the maximum file size.
+    /// </summary>
+    internal long Write(ReadOnlySpan<byte> buffer, ref long offset, bool append)
+    {
+        if (!append && offset < 0)
+        {
+            throw ErrnoException.Of(Errno.EINVAL);
+        }
+
+        lock (Lock)
+        {
+            long position = append ? size : offset;
+            if (buffer.Length == 0)
+            {
+                offset = position;
+                return 0;
+            }
+
+            if (position >= TmpfsFileSystem.MaxFileSize)
+            {
+                throw ErrnoException.Of(Errno.EFBIG);
+            }
+
+            long count = Math.Min(buffer.Length, TmpfsFileSystem.MaxFileSize - position);
+            if (position > size)
+            {
+                ZeroTailLocked(size);
+            }
+
+            long done = 0;
+            long lastIndex = (position + count - 1) >> PageShift;
+            while (done < count)
+            {
+                long at = position + done;
+                long index = at >> PageShift;
+                int inPage = (int)(at & (PageSize - 1));
+                int chunk = (int)Math.Min(PageSize - inPage, count - done);
+                long page = pages.Get(index);
+                if (page < 0)
+                {
+                    page = AllocateRunLocked(index, lastIndex);
+                    if (page < 0)
+                    {
+                        if (done > 0)
+                        {
+                            break;
+                        }
+
+                        throw ErrnoException.Of(Errno.ENOSPC);
+                    }
+                }
+
+                buffer.Slice((int)done, chunk).CopyTo(Fs.Memory.GetSpan(page + inPage, chunk));
+                done += chunk;
+            }
+
+            if (position + done > size)
+            {
+                size = position + done;
+            }
+
+            ModifyTime = ChangeTime = Timespec.Now;
+            offset = position + done;
+            return done;
+        }
+    }
+
+    /// <summary>
+    /// Allocates pages for the hole at <paramref name="index"/> and the holes right after it, up to
+    /// <paramref name="lastIndex"/>, as one memory-file range. Returns the first page's offset, or
+    /// -1 when the size limit (or the sandbox's memory) has no room.
+    /// </summary>
+    private long AllocateRunLocked(long index, long lastIndex)
+    {
+        long run = 1;
+        while (index + run <= lastIndex && run < 512 && pages.Get(index + run) < 0)
+        {
+            run++;
+        }
+
+        long granted = Fs.ReservePages(run);
+        if (granted == 0)
+        {
+            return -1;
+        }
+
+        long first;
+        try
+        {
+            first = Fs.Memory.Allocate(granted * PageSize);
+        }
+        catch (ErrnoException)
+        {
+            Fs.UnreservePages(granted);
+            return -1;
+        }
+
+        for (long i = 0; i < granted; i++)
+        {
+            pages.Set(index + i, first + i * PageSize);
+        }
+
+        return first;
+    }
+
+    /// <summary>Zeroes the last page from <paramref name="from"/> to its end (bytes a mapping may have written past the end).</summary>
+    private void ZeroTailLocked(long from)
+    {
+        int inPage = (int)(from & (PageSize - 1));
+        if (inPage == 0)
+        {
+            return;
+        }
+
+        long page = pages.Get(from >> PageShift);
+        if (page >= 0)
+        {
+            Fs.Memory.GetSpan(page + inPage, PageSize - inPage).Clear();
+        }
+    }
+
+    private void TruncateLocked(long newSize)
+    {
+        if (newSize < 0)
+        {
+            throw ErrnoException.Of(Errno.EINVAL);
+        }
+
+        if (newSize > TmpfsFileSystem.MaxFileSize)
+        {
+            throw ErrnoException.Of(Errno.EFBIG);
+        }
+
+        if (newSize > size)
+        {
+            ZeroTailLocked(size);
+        }
+        else if (newSize < size)
+        {
+            // Drop whole pages past the new end and zero the rest of the new last page.
+            long firstDropped = PagesFor(newSize);
+            List<long> freed = [];
+            pages.RemoveFrom(firstDropped, freed);
+            Fs.FreePages(freed);
+            ZeroTailLocked(newSize);
+        }
+
+        size = newSize;
+    }
+
+    /// <inheritdoc/>
+    public void GetPages(long fileOffset, Span<long> pageOffsets)
+    {
+        if (fileOffset < 0 || (fileOffset & (PageSize - 1)) != 0)
+        {
+            throw ErrnoException.Of(Errno.EINVAL);
+        }
+
+        lock (Lock)
+        {
+            long firstIndex = fileOffset >> PageShift;
+            long endIndex = PagesFor(size);
+            int filled = 0;
+            try
+            {
+                for (; filled < pageOffsets.Length; filled++)
+                {
+                    long index = firstIndex + filled;
+                    long page;
+                    if (index < endIndex)
+                    {
+                        page = pages.Get(index);
+                        if (page < 0)
+                        {
+                            page = AllocateRunLocked(index, index);
+                            if (page < 0)
+                            {
+                                throw ErrnoException.Of(Errno.ENOSPC);
+                            }
+                        }
+
+                        Fs.Memory.IncRef(page, PageSize);
+                    }
+                    else
+                    {
+                        // Past the end: a zero page that belongs to the caller alone.
+                        page = Fs.Memory.Allocate(PageSize);
+                    }
+
+                    pageOffsets[filled] = page;
+                }
+            }
+            catch
+            {
+                for (int i = 0; i < filled; i++)
+                {
+                    Fs.Memory.DecRef(pageOffsets[i], PageSize);
+                }
+
+                throw;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public void PagesWritten(long fileOffset, long length) => TouchModify();
+
+    /// <summary>A description of the file was closed.</summary>
+    internal void CloseOne()
+    {
+        lock (Lock)
+        {
+            openCount--;
+            if (openCount == 0 && (Links == 0 || Fs.IsReleased))
+            {
+                FreeAllLocked();
+                if (Links == 0 && Linkable)
+                {
+                    // An unnamed file closed without ever being linked: it is gone.
+                    Linkable = false;
+                    Fs.ReleaseInode();
+                }
+            }
+        }
+    }
+
+    /// <summary>Frees the data if the file is not open (the filesystem is going away).</summary>
+    internal void FreeIfUnused()
+    {
+        lock (Lock)
+        {
+            if (openCount == 0)
+            {
+                FreeAllLocked();
+            }
+        }
+    }
+
+    protected override void OnLastLinkGone() => FreeIfUnused();
+
+    /// <summary>How many pages hold <paramref name="bytes"/> bytes (without overflowing near the maximum size).</summary>
+    private static long PagesFor(long bytes) => (bytes >> PageShift) + ((bytes & (PageSize - 1)) != 0 ? 1 : 0);
+
+    private void FreeAllLocked()
+    {
+        List<long> freed = [];
+        pages.RemoveFrom(0, freed);
+        Fs.FreePages(freed);
+        size = 0;
+    }
+}
+
+/// <summary>An open regular file of a tmpfs.</summary>
+internal sealed class TmpfsFileDescription(TmpfsRegularFile file, OpenFlags flags) : IFileOperations
+{
+    private int released;
+
+    public IInode? Inode => file;
+
+    public IMappable? Mappable => file;
+
+    public long Read(Span<byte> buffer, ref long offset)
+    {
+        if (!flags.CanRead())
+        {
+            throw ErrnoException.Of(Errno.EBADF);
+        }
+
+        long count = file.Read(buffer, offset, (flags & OpenFlags.NoAccessTime) == 0);
+        offset += count;
+        return count;
+    }
+
+    public long Write(ReadOnlySpan<byte> buffer, ref long offset, bool append)
+    {
+        if (!flags.CanWrite())
+        {
+            throw ErrnoException.Of(Errno.EBADF);
+        }
+
+        return file.Write(buffer, ref offset, append);
+    }
+
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref released, 1) == 0)
+        {
+            file.CloseOne();
+        }
+    }
+}
