@@ -187,6 +187,27 @@ public sealed partial class GoferConnection : IDisposable
         }
     }
 
+    /// <summary>
+    /// Closes the Sentry's ends of every connection as the Sentry's death would, without
+    /// waiting for the Gofer (tests: the Gofer must exit on end of file by itself).
+    /// </summary>
+    internal void AbandonForTest()
+    {
+        failure ??= "abandoned";
+        lock (poolGate)
+        {
+            foreach (var socket in all)
+            {
+                socket.Close();
+            }
+        }
+
+        control.Close();
+    }
+
+    /// <summary>Waits for the Gofer process to be reaped (tests).</summary>
+    internal bool WaitForExitForTest(TimeSpan timeout) => process.WaitForExit(timeout);
+
     // ---- Handshake and failure ------------------------------------------------------------
 
     private void Handshake()
