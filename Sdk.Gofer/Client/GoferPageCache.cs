@@ -1,0 +1,267 @@
+using AppKernel.Memory;
+using AppKernel.Vfs;
+using FileMode = AppKernel.Vfs.FileMode;
+
+namespace AppKernel.Gofer.Client;
+
+/// <summary>
+/// The pages of one gofer file in the sandbox's memory file, for mmap. One per inode, shared by
+/// every mapping, so shared mappings of the same file see each other's stores.
+/// </summary>
+/// <remarks>
+/// The cache holds one reference on each page; every page handed out by
+/// <see cref="GetPages"/> carries one more for the caller. Pages are filled from the host
+/// descriptor with pread (missing runs in one call); bytes past the end of the file are zero.
+/// One lock guards the page table and orders fills against writes: a fill (pread under the lock)
+/// and the copy of a write into cached pages (after its pwrite, under the lock) can never
+/// interleave so that a page misses the write.
+/// </remarks>
+internal sealed class GoferPageCache(GoferInode inode, IMemoryFile memoryFile) : IMappable
+{
+    private readonly object gate = new();
+    private readonly Dictionary<long, long> pages = [];
+    private readonly int pageSize = memoryFile.PageSize;
+    private volatile int count;
+    private bool dropped;
+
+    /// <summary>True when no page is cached (read and write then skip the cache entirely).</summary>
+    public bool IsEmpty => count == 0;
+
+    /// <summary>Pages cached (for tests and diagnostics).</summary>
+    public int Count => count;
+
+    /// <inheritdoc/>
+    public void GetPages(long fileOffset, Span<long> pageOffsets)
+    {
+        if (fileOffset < 0 || fileOffset % pageSize != 0)
+        {
+            throw ErrnoException.Of(Errno.EINVAL);
+        }
+
+        if (pageOffsets.IsEmpty)
+        {
+            return;
+        }
+
+        var handle = inode.GetHandle(read: true, write: false);
+        long first = fileOffset / pageSize;
+        lock (gate)
+        {
+            if (dropped)
+            {
+                throw new ErrnoException(Errno.EIO, "the gofer filesystem was released");
+            }
+
+            for (int i = 0; i < pageOffsets.Length;)
+            {
+                if (pages.TryGetValue(first + i, out long cached))
+                {
+                    memoryFile.IncRef(cached, pageSize);
+                    pageOffsets[i++] = cached;
+                    continue;
+                }
+
+                // A run of missing pages: one allocation, one pread.
+                int run = 1;
+                while (i + run < pageOffsets.Length && run < 256 && !pages.ContainsKey(first + i + run))
+                {
+                    run++;
+                }
+
+                long length = (long)run * pageSize;
+                long memory = memoryFile.Allocate(length);
+                try
+                {
+                    handle.ReadAt(memoryFile.GetSpan(memory, (int)length), (first + i) * pageSize);
+                }
+                catch
+                {
+                    memoryFile.DecRef(memory, length);
+                    throw;
+                }
+
+                memoryFile.IncRef(memory, length);
+                for (int j = 0; j < run; j++)
+                {
+                    pages.Add(first + i + j, memory + (long)j * pageSize);
+                    pageOffsets[i + j] = memory + (long)j * pageSize;
+                }
+
+                i += run;
+                count = pages.Count;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public void PagesWritten(long fileOffset, long length)
+    {
+        if (inode.ReadOnlyFileSystem || length <= 0 || IsEmpty)
+        {
+            return;
+        }
+
+        var handle = inode.GetHandle(read: false, write: true);
+        lock (gate)
+        {
+            long size = handle.Stat().Size;
+            long firstPage = Math.Max(0, fileOffset) / pageSize;
+            long end = Math.Min(fileOffset + length, size);
+            for (long page = firstPage; page * pageSize < end; page++)
+            {
+                if (!pages.TryGetValue(page, out long memory))
+                {
+                    continue;
+                }
+
+                long start = page * pageSize;
+                int bytes = (int)Math.Min(pageSize, size - start);
+                handle.WriteAt(memoryFile.GetSpan(memory, bytes), start);
+            }
+        }
+
+        inode.InvalidateAttributes();
+    }
+
+    /// <summary>read() while pages are cached: cached pages from memory, the others from the host.</summary>
+    public long Read(HostFileHandle handle, Span<byte> buffer, long offset)
+    {
+        lock (gate)
+        {
+            long size = handle.Stat().Size;
+            if (offset >= size || buffer.IsEmpty)
+            {
+                return 0;
+            }
+
+            long end = Math.Min(offset + buffer.Length, size);
+            long position = offset;
+            while (position < end)
+            {
+                long page = position / pageSize;
+                int inPage = (int)(position - page * pageSize);
+                if (pages.TryGetValue(page, out long memory))
+                {
+                    int n = (int)Math.Min(pageSize - inPage, end - position);
+                    memoryFile.GetSpan(memory + inPage, n).CopyTo(buffer.Slice((int)(position - offset), n));
+                    position += n;
+                    continue;
+                }
+
+                // Up to the next cached page (or the end) from the host.
+                long runEnd = Math.Min((page + 1) * pageSize, end);
+                while (runEnd < end && !pages.ContainsKey(runEnd / pageSize))
+                {
+                    runEnd = Math.Min(runEnd + pageSize, end);
+                }
+
+                int want = (int)(runEnd - position);
+                long got = handle.ReadAt(buffer.Slice((int)(position - offset), want), position);
+                position += got;
+                if (got < want)
+                {
+                    break; // The file shrank behind our back.
+                }
+            }
+
+            return position - offset;
+        }
+    }
+
+    /// <summary>Copies bytes just written to the host at <paramref name="offset"/> into the cached pages they cover.</summary>
+    public void Written(ReadOnlySpan<byte> data, long offset)
+    {
+        if (IsEmpty || data.IsEmpty)
+        {
+            return;
+        }
+
+        lock (gate)
+        {
+            long end = offset + data.Length;
+            for (long page = offset / pageSize; page * pageSize < end; page++)
+            {
+                if (!pages.TryGetValue(page, out long memory))
+                {
+                    continue;
+                }
+
+                long start = Math.Max(offset, page * pageSize);
+                long stop = Math.Min(end, (page + 1) * pageSize);
+                data.Slice((int)(start - offset), (int)(stop - start))
+                    .CopyTo(memoryFile.GetSpan(memory + (start - page * pageSize), (int)(stop - start)));
+            }
+        }
+    }
+
+    /// <summary>The file was truncated to <paramref name="size"/>: cached bytes past it become zero (as they read after re-extension).</summary>
+    public void Truncated(long size)
+    {
+        if (IsEmpty)
+        {
+            return;
+        }
+
+        lock (gate)
+        {
+            foreach (var (page, memory) in pages)
+            {
+                long start = page * pageSize;
+                if (start + pageSize <= size)
+                {
+                    continue;
+                }
+
+                int from = (int)Math.Max(0, size - start);
+                memoryFile.GetSpan(memory + from, pageSize - from).Clear();
+            }
+        }
+    }
+
+    /// <summary>Gives back the pages no mapping holds (only the cache's reference is left).</summary>
+    /// <returns>Bytes released.</returns>
+    public long Trim()
+    {
+        lock (gate)
+        {
+            var unused = new List<long>();
+            foreach (var (page, memory) in pages)
+            {
+                if (memoryFile.RefCount(memory) <= 1)
+                {
+                    unused.Add(page);
+                }
+            }
+
+            foreach (long page in unused)
+            {
+                pages.Remove(page, out long memory);
+                memoryFile.DecRef(memory, pageSize);
+            }
+
+            count = pages.Count;
+            return (long)unused.Count * pageSize;
+        }
+    }
+
+    /// <summary>Drops the cache's reference on every page (the inode or the filesystem is gone).</summary>
+    public void DropAll()
+    {
+        lock (gate)
+        {
+            if (dropped)
+            {
+                return;
+            }
+
+            dropped = true;
+            foreach (long memory in pages.Values)
+            {
+                memoryFile.DecRef(memory, pageSize);
+            }
+
+            pages.Clear();
+            count = 0;
+        }
+    }
+}

@@ -1,0 +1,202 @@
+using System.Diagnostics;
+using AppKernel.Sentry.Memory;
+using AppKernel.Vfs;
+
+namespace AppKernel.Gofer.Tests;
+
+/// <summary>Starting, failing, dying and disposing Gofers; timings are printed, never asserted.</summary>
+[TestClass]
+public sealed class LifecycleTests
+{
+    private string root = string.Empty;
+
+    public TestContext TestContext { get; set; } = null!;
+
+    [TestInitialize]
+    public void CreateRoot()
+    {
+        root = HostFiles.TempDirectory("gofer-life");
+        HostFiles.BuildTree(root);
+    }
+
+    [TestCleanup]
+    public void RemoveRoot() => Directory.Delete(root, recursive: true);
+
+    [TestMethod]
+    public void KillingTheGoferFailsTheNextRequestQuickly()
+    {
+        using var memory = new MemoryFile(maxSize: 1L << 26);
+        using var gofer = GoferLauncher.Start([root], readWrite: false);
+        var fs = new GoferFileSystem(gofer, 0, memory, readOnly: true);
+        Assert.IsNotNull(fs.Root.Lookup("hello.txt"));
+        int pid = gofer.ProcessId;
+        Assert.AreEqual(0, HostFiles.Kill(pid, 9));
+
+        var clock = Stopwatch.StartNew();
+        var error = Assert.ThrowsExactly<ErrnoException>(() => fs.Root.Lookup("big.bin"));
+        clock.Stop();
+        TestContext.WriteLine($"first request after SIGKILL failed in {clock.Elapsed.TotalMilliseconds:0.0} ms: {error.Message}");
+        Assert.AreEqual(Errno.EIO, error.Errno);
+        StringAssert.Contains(error.Message, "signal 9");
+        Assert.IsTrue(clock.Elapsed < TimeSpan.FromSeconds(2));
+
+        clock.Restart();
+        Assert.AreEqual(Errno.EIO, Assert.ThrowsExactly<ErrnoException>(() => fs.Root.Lookup("dir")).Errno);
+        Assert.IsTrue(clock.Elapsed < TimeSpan.FromMilliseconds(100), "later requests fail at once");
+        Assert.IsNotNull(gofer.FailureReason);
+    }
+
+    [TestMethod]
+    public void APendingRequestFailsWhenTheGoferDies()
+    {
+        using var memory = new MemoryFile(maxSize: 1L << 26);
+        using var gofer = GoferLauncher.Start([root], readWrite: false);
+        var fs = new GoferFileSystem(gofer, 0, memory, readOnly: true);
+        int pid = gofer.ProcessId;
+        Assert.AreEqual(0, HostFiles.Kill(pid, 19)); // SIGSTOP: the request below waits for an answer.
+        var pending = Task.Factory.StartNew(() => fs.Root.Lookup("hello.txt"), TaskCreationOptions.LongRunning);
+        Assert.IsFalse(pending.Wait(300), "a stopped gofer cannot answer");
+        var clock = Stopwatch.StartNew();
+        Assert.AreEqual(0, HostFiles.Kill(pid, 9));
+        var error = Assert.ThrowsExactly<AggregateException>(() => pending.Wait(TimeSpan.FromSeconds(5)));
+        TestContext.WriteLine($"pending request failed {clock.Elapsed.TotalMilliseconds:0.0} ms after SIGKILL: {error.InnerException!.Message}");
+        Assert.AreEqual(Errno.EIO, ((ErrnoException)error.InnerException).Errno);
+    }
+
+    [TestMethod]
+    public void DisposeReapsTheGofer()
+    {
+        var gofer = GoferLauncher.Start([root], readWrite: false);
+        gofer.WaitUntilReady();
+        int pid = gofer.ProcessId;
+        Assert.IsTrue(Directory.Exists($"/proc/{pid}"));
+        var clock = Stopwatch.StartNew();
+        gofer.Dispose();
+        TestContext.WriteLine($"dispose (gofer exit on EOF + waitpid) took {clock.Elapsed.TotalMilliseconds:0.0} ms");
+        Assert.IsFalse(Directory.Exists($"/proc/{pid}"), "exited and reaped: no zombie left");
+        Assert.AreEqual(Errno.EIO, Assert.ThrowsExactly<ErrnoException>(() => gofer.Walk(1, "x", out _)).Errno);
+    }
+
+    [TestMethod]
+    public void TheGoferExitsWhenTheSentryGoesAway()
+    {
+        var gofer = GoferLauncher.Start([root], readWrite: false);
+        gofer.WaitUntilReady();
+        int pid = gofer.ProcessId;
+        gofer.AbandonForTest(); // What the Sentry's death does to the sockets.
+        Assert.IsTrue(gofer.WaitForExitForTest(TimeSpan.FromSeconds(5)), "the gofer exits on end of file");
+        Assert.IsFalse(Directory.Exists($"/proc/{pid}"));
+        gofer.Dispose();
+    }
+
+    [TestMethod]
+    public void AStartFailureNamesTheCause()
+    {
+        string missing = Path.Combine(root, "no", "such", "root");
+        using var gofer = GoferLauncher.Start([root, missing], readWrite: false);
+        var error = Assert.ThrowsExactly<GoferException>(gofer.WaitUntilReady);
+        TestContext.WriteLine(error.Message);
+        StringAssert.Contains(error.Message, missing);
+        StringAssert.Contains(error.Message, "ENOENT");
+        Assert.AreEqual(Errno.EIO, Assert.ThrowsExactly<ErrnoException>(() => gofer.Walk(1, "x", out _)).Errno);
+        var noHost = Assert.ThrowsExactly<GoferException>(() => GoferLauncher.Start([new GoferRoot(root, true)], new GoferLaunchOptions { DotnetHostPath = "/no/dotnet" }));
+        StringAssert.Contains(noHost.Message, "/no/dotnet");
+    }
+
+    [TestMethod]
+    public void MeasuresStartupAndRoundTrips()
+    {
+        var startups = new List<double>();
+        for (int i = 0; i < 5; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            using var g = GoferLauncher.Start([root], readWrite: false);
+            g.WaitUntilReady();
+            startups.Add(g.StartupTime!.Value.TotalMilliseconds);
+            TestContext.WriteLine($"start {i}: time to ready {g.StartupTime.Value.TotalMilliseconds:0.0} ms (runtime start {g.RuntimeStartTime!.Value.TotalMilliseconds:0.0} ms), Start+WaitUntilReady {clock.Elapsed.TotalMilliseconds:0.0} ms");
+        }
+
+        startups.Sort();
+        TestContext.WriteLine($"gofer time to ready: median {startups[2]:0.0} ms, min {startups[0]:0.0} ms");
+
+        using var memory = new MemoryFile(maxSize: 1L << 26);
+        using var gofer = GoferLauncher.Start([root], readWrite: false);
+        var fs = new GoferFileSystem(gofer, 0, memory, readOnly: true);
+        var rootNode = ((GoferInode)fs.Root).Node;
+        var walkStat = new double[3000];
+        for (int i = -500; i < walkStat.Length; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            Assert.AreEqual(0, gofer.Walk(rootNode, "hello.txt", out var reply));
+            Assert.AreEqual(0, gofer.GetAttr(reply.Node, out _));
+            if (i >= 0)
+            {
+                walkStat[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+
+            gofer.QueueRelease(new ReleasedNode(null, reply.Node, 0, 0, null));
+        }
+
+        var lookups = new double[3000];
+        for (int i = -500; i < lookups.Length; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            var inode = fs.Root.Lookup("big.bin");
+            if (i >= 0)
+            {
+                lookups[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+
+            Assert.IsNotNull(inode);
+        }
+
+        Array.Sort(walkStat);
+        Array.Sort(lookups);
+        TestContext.WriteLine($"walk+getattr (2 round trips): median {walkStat[1500]:0.0} us, p99 {walkStat[2970]:0.0} us");
+        TestContext.WriteLine($"Lookup (1 round trip, interned): median {lookups[1500]:0.0} us, p99 {lookups[2970]:0.0} us");
+
+        // Nodes the client dropped are released: the gofer does not accumulate descriptors.
+        Thread.Sleep(300);
+        int fds = Directory.GetFiles($"/proc/{gofer.ProcessId}/fd").Length;
+        TestContext.WriteLine($"gofer descriptors after 7000 walks: {fds}");
+        Assert.IsTrue(fds < 200, $"{fds} descriptors: released nodes are not closed");
+    }
+
+    [TestMethod]
+    public void ConcurrentRequestsUseSeveralConnections()
+    {
+        using var memory = new MemoryFile(maxSize: 1L << 26);
+        using var gofer = GoferLauncher.Start([root], readWrite: false);
+        var fs = new GoferFileSystem(gofer, 0, memory, readOnly: true);
+        var many = fs.Root.Lookup("many")!;
+        var names = many.ReadDirectory(2).Select(e => e.Name).ToArray();
+        var errors = new List<string>();
+        var threads = Enumerable.Range(0, 8).Select(t => new Thread(() =>
+        {
+            try
+            {
+                for (int i = 0; i < 300; i++)
+                {
+                    var name = names[(i * 7 + t * 13) % names.Length];
+                    var inode = many.Lookup(name) ?? throw new InvalidOperationException($"{name} missing");
+                    if (inode.GetAttributes().Ino != HostFiles.Lstat(Path.Combine(root, "many", name)).Ino)
+                    {
+                        throw new InvalidOperationException($"{name}: wrong inode");
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                lock (errors)
+                {
+                    errors.Add(e.Message);
+                }
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        TestContext.WriteLine($"connections opened: {gofer.ConnectionCount}");
+        Assert.AreEqual(0, errors.Count, string.Join("; ", errors));
+        Assert.IsTrue(gofer.ConnectionCount >= 1);
+    }
+}

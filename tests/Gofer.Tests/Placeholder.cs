@@ -1,1 +1,0 @@
-namespace AppKernel.Gofer.Tests;
