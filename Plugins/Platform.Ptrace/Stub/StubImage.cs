@@ -1,0 +1,131 @@
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace AppKernel.Platform.Ptrace.Stub;
+
+/// <summary>
+/// The stub program: machine code assembled here with Iced and packaged as a tiny static ELF.
+/// At start it ties its life to the Sentry, closes every inherited fd but the memory file,
+/// installs the seccomp filter and spins in its park loop until the platform seizes it.
+/// </summary>
+internal static class StubImage
+{
+    private const int SysExitGroup = 231, SysGetPpid = 110, SysPrctl = 157, SysSeccomp = 317, SysCloseRange = 436;
+    private const int PrSetPdeathsig = 1, PrSetNoNewPrivs = 38, SeccompSetModeFilter = 1;
+
+    /// <summary>The exit status the stub ends with when a setup step fails (base + step).</summary>
+    public const int SetupFailureBase = 100;
+
+    /// <summary>The setup steps, in order, for naming a failed one.</summary>
+    public static readonly string[] SetupSteps =
+    [
+        "prctl(PR_SET_PDEATHSIG)",
+        "the parent check (the Sentry's control thread ended before the stub started)",
+        "close_range (closing inherited file descriptors)",
+        "prctl(PR_SET_NO_NEW_PRIVS)",
+        "seccomp(SECCOMP_SET_MODE_FILTER) (seccomp filters unavailable?)",
+    ];
+
+    /// <summary>Builds the ELF file of the stub for a Sentry whose process id is <paramref name="parentPid"/>.</summary>
+    public static byte[] Build(int parentPid)
+    {
+        byte[] filter = SeccompFilter.Build(StubLayout.GadgetReturn);
+        var a = new Assembler(64);
+        var park = a.CreateLabel("park");
+        var entry = a.CreateLabel("entry");
+        var filterLabel = a.CreateLabel("filter");
+        var die = a.CreateLabel("die");
+        var failures = new Label[SetupSteps.Length];
+        for (int i = 0; i < failures.Length; i++)
+        {
+            failures[i] = a.CreateLabel($"fail{i}");
+        }
+
+        // The gadget (fixed at the start of the page): every injected host syscall runs this
+        // syscall, and the int3 after it hands the thread back to its tracer.
+        a.syscall();
+        a.int3();
+
+        // The park loop: threads not traced by anyone wait here, making no syscalls.
+        a.Label(ref park);
+        a.pause();
+        a.jmp(park);
+
+        // Setup, step 0: die with the control thread that spawned us: prctl(PR_SET_PDEATHSIG, SIGKILL).
+        a.Label(ref entry);
+        a.mov(eax, SysPrctl);
+        a.mov(edi, PrSetPdeathsig);
+        a.mov(esi, 9);
+        a.syscall();
+        a.test(rax, rax);
+        a.jnz(failures[0]);
+
+        // Step 1: if the Sentry was already gone before that, we were reparented: leave.
+        a.mov(eax, SysGetPpid);
+        a.syscall();
+        a.cmp(eax, parentPid);
+        a.jne(failures[1]);
+
+        // Step 2: hold no host fd but the memory file at fd 0: close_range(1, ~0U, 0).
+        a.mov(eax, SysCloseRange);
+        a.mov(edi, 1);
+        a.mov(esi, -1);
+        a.xor(edx, edx);
+        a.syscall();
+        a.test(rax, rax);
+        a.jnz(failures[2]);
+
+        // Step 3: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), required for an unprivileged filter.
+        a.mov(eax, SysPrctl);
+        a.mov(edi, PrSetNoNewPrivs);
+        a.mov(esi, 1);
+        a.xor(edx, edx);
+        a.xor(r10d, r10d);
+        a.xor(r8d, r8d);
+        a.syscall();
+        a.test(rax, rax);
+        a.jnz(failures[3]);
+
+        // Step 4: seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog), with the struct sock_fprog
+        // { len, filter } built on the exec stack (the code page is not writable).
+        a.lea(rax, __[filterLabel]);
+        a.push(rax);
+        a.push(filter.Length / 8);
+        a.mov(eax, SysSeccomp);
+        a.mov(edi, SeccompSetModeFilter);
+        a.xor(esi, esi);
+        a.mov(rdx, rsp);
+        a.syscall();
+        a.test(rax, rax);
+        a.jnz(failures[4]);
+
+        // Done: wait to be seized.
+        a.jmp(park);
+
+        // A failed step exits with status SetupFailureBase + step (no filter yet, so exit_group works).
+        for (int i = 0; i < failures.Length; i++)
+        {
+            a.Label(ref failures[i]);
+            a.mov(edi, SetupFailureBase + i);
+            a.jmp(die);
+        }
+
+        a.Label(ref die);
+        a.mov(eax, SysExitGroup);
+        a.syscall();
+        a.ud2();
+
+        // The seccomp filter (read by the kernel from this page).
+        a.Label(ref filterLabel);
+        a.db(filter);
+
+        using var code = new MemoryStream();
+        var result = a.Assemble(new StreamCodeWriter(code), StubLayout.Base, BlockEncoderOptions.ReturnNewInstructionOffsets);
+        if (result.GetLabelRIP(park) != StubLayout.Park || code.Length > (long)StubLayout.Size)
+        {
+            throw new InvalidOperationException("the stub's code does not fit its fixed layout");
+        }
+
+        return ElfImage.Build(code.ToArray(), StubLayout.Base, result.GetLabelRIP(entry));
+    }
+}
