@@ -148,7 +148,8 @@ public sealed class PtraceAddressSpace : IAddressSpace
     /// <summary>Ends a stub thread the control thread still holds.</summary>
     internal void ExitHeldThread(StubThread thread) => control.Invoke(() => thread.Inject(SeccompFilter.SysExit));
 
-    private long Inject(long number, ulong a0, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5)
+    /// <summary>Runs a host syscall in the stub (the fast path when the caller traces a stopped stub thread, else via the control thread).</summary>
+    internal long Inject(long number, ulong a0, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5)
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
         var mine = PtraceExecutionContext.FindTracedByCaller(this);

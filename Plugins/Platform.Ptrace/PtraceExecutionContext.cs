@@ -23,6 +23,9 @@ namespace AppKernel.Platform.Ptrace;
 /// </remarks>
 public sealed unsafe class PtraceExecutionContext : IExecutionContext
 {
+    private const int SysSeccomp = 1; // si_code of a seccomp SIGSYS
+    private const ulong VsyscallPage = 0xffff_ffff_ff60_0000;
+
     [ThreadStatic]
     private static List<PtraceExecutionContext>? tracedByThisThread;
 
@@ -99,7 +102,10 @@ public sealed unsafe class PtraceExecutionContext : IExecutionContext
                 if (signal == PtraceRequest.SyscallStopSignal)
                 {
                     ReadRegisters(state);
-                    return SwitchResult.SyscallStop;
+
+                    // The syscall instruction leaves rcx == rip; int 0x80 and sysenter (the 32-bit
+                    // entries, which stop the same way) do not.
+                    return state.Registers.Rcx == state.Registers.Rip ? SwitchResult.SyscallStop : CompatSyscall(state);
                 }
 
                 if (status.Event != 0)
@@ -135,6 +141,18 @@ public sealed unsafe class PtraceExecutionContext : IExecutionContext
                         return new SwitchResult(SwitchReason.Signal, signal, info.Code, info.Address);
                     }
 
+                    case LibC.SIGSYS:
+                    {
+                        GetSignalInfo(out var info);
+                        if (info.Code == SysSeccomp)
+                        {
+                            ReadRegisters(state);
+                            return VsyscallFault(state, info.Address);
+                        }
+
+                        continue;
+                    }
+
                     default:
                         continue; // a host signal sent to the stub from outside: suppressed
                 }
@@ -153,7 +171,7 @@ public sealed unsafe class PtraceExecutionContext : IExecutionContext
     public void Interrupt()
     {
         Interlocked.Exchange(ref interruptPending, 1);
-        if (Volatile.Read(ref running) != 0 && Volatile.Read(ref disposed) == 0)
+        if (Volatile.Read(ref running) != 0 && Volatile.Read(ref disposed) == 0 && !thread.Reaped)
         {
             // The signal stops the stub thread; Switch suppresses it. If Switch already returned,
             // the signal shows up at the next run and is dropped there.
@@ -304,6 +322,39 @@ public sealed unsafe class PtraceExecutionContext : IExecutionContext
             (tracedByThisThread ??= []).Add(this);
             Volatile.Write(ref tracerThreadId, me);
         }
+    }
+
+    /// <summary>
+    /// A 32-bit syscall entry (int 0x80, sysenter): the platform offers only the 64-bit ABI, so this
+    /// is what Linux without IA32 emulation does: SIGSEGV (SI_KERNEL) at the 2-byte instruction.
+    /// </summary>
+    private static SwitchResult CompatSyscall(CpuState state)
+    {
+        ref var r = ref state.Registers;
+        r.Rip -= 2;
+        r.Rax = r.OrigRax;
+        r.OrigRax = ulong.MaxValue;
+        return new SwitchResult(SwitchReason.Fault, LibC.SIGSEGV, LibC.SI_KERNEL, 0);
+    }
+
+    /// <summary>
+    /// A call into the host's [vsyscall] page: the host kernel emulates it, seccomp refuses it (it does
+    /// not come from the gadget) and the kernel has already emulated the <c>ret</c>. Undo that and
+    /// report what a kernel without vsyscall reports: SEGV_MAPERR at the vsyscall address, rip on it,
+    /// the return address still pushed. The Sentry may emulate the call or deliver the signal.
+    /// </summary>
+    private static SwitchResult VsyscallFault(CpuState state, ulong callAddress)
+    {
+        ref var r = ref state.Registers;
+        if (callAddress < VsyscallPage || callAddress >= VsyscallPage + 0x1000)
+        {
+            return new SwitchResult(SwitchReason.Fault, LibC.SIGSEGV, LibC.SI_KERNEL, 0);
+        }
+
+        r.Rip = callAddress;
+        r.Rsp -= 8;
+        r.OrigRax = ulong.MaxValue;
+        return new SwitchResult(SwitchReason.Fault, LibC.SIGSEGV, LibC.SEGV_MAPERR, callAddress, MemoryAccess.Execute);
     }
 
     private void WriteState(CpuState state)

@@ -12,7 +12,9 @@ internal static unsafe partial class LibC
 
     public const int EINTR = 4, ESRCH = 3, ECHILD = 10, EAGAIN = 11, EINVAL = 22, EPERM = 1;
 
-    public const int SIGKILL = 9, SIGTRAP = 5, SIGILL = 4, SIGBUS = 7, SIGFPE = 8, SIGSEGV = 11, SIGSTKFLT = 16, SIGSTOP = 19;
+    public const int SIGKILL = 9, SIGTRAP = 5, SIGILL = 4, SIGBUS = 7, SIGFPE = 8, SIGSEGV = 11, SIGSTKFLT = 16, SIGSTOP = 19, SIGSYS = 31;
+
+    public const int SEGV_MAPERR = 1, SI_KERNEL = 0x80;
 
     public const int WNOHANG = 1, WALL = 0x40000000;
 

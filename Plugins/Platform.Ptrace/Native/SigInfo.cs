@@ -15,9 +15,13 @@ internal struct SigInfo
     [FieldOffset(8)]
     public int Code;
 
-    /// <summary><c>si_addr</c> for SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGTRAP.</summary>
+    /// <summary><c>si_addr</c> for SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGTRAP; <c>si_call_addr</c> for a seccomp SIGSYS.</summary>
     [FieldOffset(16)]
     public ulong Address;
+
+    /// <summary><c>si_syscall</c> of a seccomp SIGSYS.</summary>
+    [FieldOffset(24)]
+    public int Syscall;
 }
 
 /// <summary>The <c>struct iovec</c> of PTRACE_GETREGSET / PTRACE_SETREGSET.</summary>

@@ -4,8 +4,9 @@ namespace AppKernel.Platform.Ptrace.Stub;
 
 /// <summary>
 /// The stub's seccomp filter: a classic BPF program that lets a host syscall through only when it
-/// comes from the stub's injection gadget and is one the platform injects; everything else kills
-/// the stub process. Program syscalls never reach it: under PTRACE_SYSEMU the syscall-entry stop
+/// comes from the stub's injection gadget and is one the platform injects. A call from elsewhere is
+/// refused with SIGSYS (SECCOMP_RET_TRAP: never executed); a call from the gadget that is not one the
+/// platform injects kills the stub process. Program syscalls never reach it: under PTRACE_SYSEMU the syscall-entry stop
 /// happens and the call is skipped before seccomp runs.
 /// </summary>
 internal static class SeccompFilter
@@ -19,7 +20,7 @@ internal static class SeccompFilter
     private const uint OffsetNr = 0, OffsetArch = 4, OffsetIpLow = 8, OffsetIpHigh = 12, OffsetArgs = 16;
 
     private const uint AuditArchX86_64 = 0xC000003E;
-    private const uint RetAllow = 0x7fff0000, RetKillProcess = 0x80000000;
+    private const uint RetAllow = 0x7fff0000, RetKillProcess = 0x80000000, RetTrap = 0x00030000;
 
     /// <summary>The host syscalls the platform injects.</summary>
     public const int SysMmap = 9, SysMprotect = 10, SysMunmap = 11, SysClone = 56, SysExit = 60;
@@ -40,11 +41,14 @@ internal static class SeccompFilter
         p.Load(OffsetArch);
         p.JumpUnless(AuditArchX86_64, "kill");
 
-        // Only from the gadget: seccomp sees the address after the syscall instruction.
+        // Only from the gadget: seccomp sees the address after the syscall instruction. From
+        // anywhere else the call is refused with SIGSYS, which the tracer turns into a fault: the
+        // only such calls are the host kernel's vsyscall emulation (a program calling the
+        // [vsyscall] page, which seccomp sees but ptrace does not).
         p.Load(OffsetIpLow);
-        p.JumpUnless((uint)gadgetReturn, "kill");
+        p.JumpUnless((uint)gadgetReturn, "trap");
         p.Load(OffsetIpHigh);
-        p.JumpUnless((uint)(gadgetReturn >> 32), "kill");
+        p.JumpUnless((uint)(gadgetReturn >> 32), "trap");
 
         // Only the injected calls.
         p.Load(OffsetNr);
@@ -69,6 +73,8 @@ internal static class SeccompFilter
         p.JumpUnless(CloneFlags, "kill");
         p.Ret(RetAllow);
 
+        p.Label("trap");
+        p.Ret(RetTrap);
         p.Label("allow");
         p.Ret(RetAllow);
         p.Label("kill");

@@ -11,7 +11,7 @@ namespace AppKernel.Platform.Ptrace.Stub;
 internal static class StubImage
 {
     private const int SysExitGroup = 231, SysGetPpid = 110, SysPrctl = 157, SysSeccomp = 317, SysCloseRange = 436;
-    private const int PrSetPdeathsig = 1, PrSetNoNewPrivs = 38, SeccompSetModeFilter = 1;
+    private const int PrSetPdeathsig = 1, PrSetName = 15, PrSetNoNewPrivs = 38, SeccompSetModeFilter = 1;
 
     /// <summary>The exit status the stub ends with when a setup step fails (base + step).</summary>
     public const int SetupFailureBase = 100;
@@ -35,6 +35,7 @@ internal static class StubImage
         var entry = a.CreateLabel("entry");
         var filterLabel = a.CreateLabel("filter");
         var die = a.CreateLabel("die");
+        var nameLabel = a.CreateLabel("name");
         var failures = new Label[SetupSteps.Length];
         for (int i = 0; i < failures.Length; i++)
         {
@@ -51,8 +52,15 @@ internal static class StubImage
         a.pause();
         a.jmp(park);
 
-        // Setup, step 0: die with the control thread that spawned us: prctl(PR_SET_PDEATHSIG, SIGKILL).
+        // Name the process for ps and top (exec of a memfd would name it after the fd number);
+        // a failure here does not matter.
         a.Label(ref entry);
+        a.mov(eax, SysPrctl);
+        a.mov(edi, PrSetName);
+        a.lea(rsi, __[nameLabel]);
+        a.syscall();
+
+        // Setup, step 0: die with the control thread that spawned us: prctl(PR_SET_PDEATHSIG, SIGKILL).
         a.mov(eax, SysPrctl);
         a.mov(edi, PrSetPdeathsig);
         a.mov(esi, 9);
@@ -115,9 +123,11 @@ internal static class StubImage
         a.syscall();
         a.ud2();
 
-        // The seccomp filter (read by the kernel from this page).
+        // The seccomp filter (read by the kernel from this page), and the process name.
         a.Label(ref filterLabel);
         a.db(filter);
+        a.Label(ref nameLabel);
+        a.db("appkernel-stub\0"u8);
 
         using var code = new MemoryStream();
         var result = a.Assemble(new StreamCodeWriter(code), StubLayout.Base, BlockEncoderOptions.ReturnNewInstructionOffsets);

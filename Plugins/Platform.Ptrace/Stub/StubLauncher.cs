@@ -123,7 +123,8 @@ internal sealed unsafe class StubLauncher : IDisposable
 
     private static void WaitUntilParked(StubThread leader)
     {
-        for (int attempt = 0; attempt < 10_000; attempt++)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int attempt = 0; clock.Elapsed < TimeSpan.FromSeconds(10); attempt++)
         {
             LibC.Ptrace(PtraceRequest.Interrupt, leader.ThreadId, 0, 0);
             var status = leader.WaitPolling();
@@ -140,9 +141,21 @@ internal sealed unsafe class StubLauncher : IDisposable
                 return;
             }
 
-            // Still setting up (or a stray stop): let it run a little longer.
+            // Still setting up (or a stray stop): let it run. Interrupting again at once would stop
+            // it before it executes a single instruction, so give it a growing slice of time.
             leader.Resume(PtraceRequest.Cont);
-            Thread.Yield();
+            if (attempt < 20)
+            {
+                var until = clock.Elapsed + TimeSpan.FromMicroseconds(25 << Math.Min(attempt, 6));
+                while (clock.Elapsed < until)
+                {
+                    Thread.SpinWait(20);
+                }
+            }
+            else
+            {
+                Thread.Sleep(1);
+            }
         }
 
         throw new PlatformUnavailableException("the ptrace stub did not reach its park loop");
