@@ -115,6 +115,7 @@ public sealed class PtraceAddressSpace : IAddressSpace
             var created = new StubThread(leader.ProcessId, tid);
             lock (threads)
             {
+                threads.RemoveAll(t => t.Reaped);
                 threads.Add(created);
             }
 

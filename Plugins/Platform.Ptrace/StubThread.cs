@@ -155,9 +155,14 @@ internal sealed unsafe class StubThread(int processId, int threadId)
     /// Waits for the leader by polling: a dead leader is reported only once every other thread of the
     /// process has been reaped, and those are reaped by other host threads, so a blocking wait could hang.
     /// </summary>
-    public WaitStatus WaitPolling()
+    /// <param name="untilReaped">
+    /// When reaping a killed process: keep polling (up to 10 s) while the kernel still holds the
+    /// leader back, instead of reporting its death as soon as it is a zombie.
+    /// </param>
+    public WaitStatus WaitPolling(bool untilReaped = false)
     {
         int status;
+        long deadline = Environment.TickCount64 + 10_000;
         for (int round = 0; ; round++)
         {
             int result = LibC.WaitPid(ThreadId, &status, LibC.WALL | LibC.WNOHANG);
@@ -190,7 +195,7 @@ internal sealed unsafe class StubThread(int processId, int threadId)
             }
             else
             {
-                if (IsZombie())
+                if (untilReaped ? Environment.TickCount64 > deadline : IsZombie())
                 {
                     throw new StubProcessExitedException(ProcessId, ThreadId, "has exited");
                 }

@@ -19,6 +19,9 @@ public sealed class ConfinementTests
         CollectionAssert.AreEqual(new[] { "0" }, fds);
         StringAssert.Contains(new FileInfo($"/proc/{pid}/fd/0").LinkTarget ?? "", "appkernel-memory");
 
+        Assert.AreEqual("/", new FileInfo($"/proc/{pid}/cwd").LinkTarget);
+        StringAssert.Matches(File.ReadAllText($"/proc/{pid}/limits"), new System.Text.RegularExpressions.Regex(@"Max core file size\s+0\s+0"));
+
         string status = File.ReadAllText($"/proc/{pid}/status");
         StringAssert.Matches(status, new System.Text.RegularExpressions.Regex(@"Seccomp:\s+2"));
         StringAssert.Matches(status, new System.Text.RegularExpressions.Regex(@"NoNewPrivs:\s+1"));

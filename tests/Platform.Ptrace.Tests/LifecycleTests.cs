@@ -111,6 +111,29 @@ public sealed class LifecycleTests
     }
 
     [TestMethod]
+    public void TracerThreadEndingWithoutDisposeKillsTheStub()
+    {
+        using var h = new Harness();
+        h.Load(a => a.syscall());
+        var context = h.Platform.CreateExecutionContext(h.Space);
+        int pid = h.Space.StubProcessId;
+
+        // The tracer thread ends while it still traces the stub thread: PTRACE_O_EXITKILL fires.
+        Harness.OnThread(() => Assert.AreEqual(SwitchReason.Syscall, context.Switch(Harness.NewState()).Reason));
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!File.ReadAllText($"/proc/{pid}/stat").Contains(") Z", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(10);
+        }
+
+        Assert.Contains(") Z", File.ReadAllText($"/proc/{pid}/stat"), "the stub died (a zombie until reaped)");
+        Assert.ThrowsExactly<StubProcessExitedException>(() => h.MapNew(0x70_0000, 1, MemoryAccess.Read));
+        h.Space.Dispose();
+        Assert.IsFalse(Directory.Exists($"/proc/{pid}"), "and reaped");
+    }
+
+    [TestMethod]
     public void SwitchFromAnotherThreadIsRejected()
     {
         using var h = new Harness();

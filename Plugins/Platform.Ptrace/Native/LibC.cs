@@ -69,6 +69,9 @@ internal static unsafe partial class LibC
     [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_adddup2")]
     public static partial int PosixSpawnFileActionsAddDup2(void* fileActions, int fd, int newFd);
 
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_addchdir_np")]
+    public static partial int PosixSpawnFileActionsAddChdir(void* fileActions, byte* path);
+
     [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_destroy")]
     public static partial int PosixSpawnFileActionsDestroy(void* fileActions);
 

@@ -10,7 +10,8 @@ namespace AppKernel.Platform.Ptrace.Stub;
 /// </summary>
 internal static class StubImage
 {
-    private const int SysExitGroup = 231, SysGetPpid = 110, SysPrctl = 157, SysSeccomp = 317, SysCloseRange = 436;
+    private const int SysExitGroup = 231, SysGetPpid = 110, SysPrctl = 157, SysSetrlimit = 160, SysSeccomp = 317, SysCloseRange = 436;
+    private const int RlimitCore = 4;
     private const int PrSetPdeathsig = 1, PrSetName = 15, PrSetNoNewPrivs = 38, SeccompSetModeFilter = 1;
 
     /// <summary>The exit status the stub ends with when a setup step fails (base + step).</summary>
@@ -22,6 +23,7 @@ internal static class StubImage
         "prctl(PR_SET_PDEATHSIG)",
         "the parent check (the Sentry's control thread ended before the stub started)",
         "close_range (closing inherited file descriptors)",
+        "setrlimit(RLIMIT_CORE)",
         "prctl(PR_SET_NO_NEW_PRIVS)",
         "seccomp(SECCOMP_SET_MODE_FILTER) (seccomp filters unavailable?)",
     ];
@@ -83,7 +85,18 @@ internal static class StubImage
         a.test(rax, rax);
         a.jnz(failures[2]);
 
-        // Step 3: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), required for an unprivileged filter.
+        // Step 3: no core dumps (a seccomp kill is SIGSYS, a core-dumping signal, and the stub's
+        // working directory is the Sentry's): setrlimit(RLIMIT_CORE, {0, 0}) from the exec stack.
+        a.push(0);
+        a.push(0);
+        a.mov(eax, SysSetrlimit);
+        a.mov(edi, RlimitCore);
+        a.mov(rsi, rsp);
+        a.syscall();
+        a.test(rax, rax);
+        a.jnz(failures[3]);
+
+        // Step 4: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), required for an unprivileged filter.
         a.mov(eax, SysPrctl);
         a.mov(edi, PrSetNoNewPrivs);
         a.mov(esi, 1);
@@ -92,9 +105,9 @@ internal static class StubImage
         a.xor(r8d, r8d);
         a.syscall();
         a.test(rax, rax);
-        a.jnz(failures[3]);
+        a.jnz(failures[4]);
 
-        // Step 4: seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog), with the struct sock_fprog
+        // Step 5: seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog), with the struct sock_fprog
         // { len, filter } built on the exec stack (the code page is not writable).
         a.lea(rax, __[filterLabel]);
         a.push(rax);
@@ -105,7 +118,7 @@ internal static class StubImage
         a.mov(rdx, rsp);
         a.syscall();
         a.test(rax, rax);
-        a.jnz(failures[4]);
+        a.jnz(failures[5]);
 
         // Done: wait to be seized.
         a.jmp(park);

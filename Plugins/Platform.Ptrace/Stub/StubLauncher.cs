@@ -101,7 +101,7 @@ internal sealed unsafe class StubLauncher : IDisposable
         LibC.Kill(leader.ProcessId, LibC.SIGKILL);
         try
         {
-            while (!leader.Reaped && leader.WaitPolling().Stopped)
+            while (!leader.Reaped && leader.WaitPolling(untilReaped: true).Stopped)
             {
             }
         }
@@ -207,6 +207,12 @@ internal sealed unsafe class StubLauncher : IDisposable
         {
             // The memory file becomes fd 0 (dup2 clears close-on-exec); the stub closes all others.
             int error = LibC.PosixSpawnFileActionsAddDup2(actions, memoryFd, StubLayout.MemoryFileDescriptor);
+
+            // Nor does it keep a host directory as its working directory.
+            byte* root = stackalloc byte[2];
+            root[0] = (byte)'/';
+            root[1] = 0;
+            error = error != 0 ? error : LibC.PosixSpawnFileActionsAddChdir(actions, root);
 
             // Nothing blocked (the interrupt signal must get through), default dispositions, own session.
             error = error != 0 ? error : LibC.PosixSpawnAttrSetSigMask(attributes, noSignals);
