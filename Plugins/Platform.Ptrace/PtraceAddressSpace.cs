@@ -34,6 +34,7 @@ public sealed class PtraceAddressSpace : IAddressSpace
         this.platform = platform;
         this.control = control;
         this.leader = leader;
+        leader.ReapDeadSiblings = ReapDeadThreads;
     }
 
     /// <summary>The host process id of the stub process (for diagnostics, e.g. /proc/PID/maps).</summary>
@@ -188,6 +189,23 @@ public sealed class PtraceAddressSpace : IAddressSpace
         }
 
         StubLauncher.KillAndReap(leader);
+    }
+
+    /// <summary>The leader's watchdog: collects threads of a dead stub that no tracer has waited for.</summary>
+    private unsafe void ReapDeadThreads()
+    {
+        lock (threads)
+        {
+            foreach (var thread in threads)
+            {
+                int status;
+                if (!thread.Reaped && LibC.WaitPid(thread.ThreadId, &status, LibC.WALL | LibC.WNOHANG) == thread.ThreadId &&
+                    !new WaitStatus(status).Stopped)
+                {
+                    thread.Reaped = true;
+                }
+            }
+        }
     }
 
     private static void CheckRange(ulong address, ulong length)

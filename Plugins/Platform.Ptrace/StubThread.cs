@@ -26,8 +26,11 @@ internal sealed unsafe class StubThread(int processId, int threadId)
     /// <summary>Set once the thread's exit has been collected by <c>waitpid</c>.</summary>
     public volatile bool Reaped;
 
+    /// <summary>For a leader: reaps the process's dead non-leader threads without blocking (set by its address space).</summary>
+    public Action? ReapDeadSiblings { get; set; }
+
     /// <summary>Waits for the next stop or the end of the thread.</summary>
-    public WaitStatus Wait() => IsLeader ? WaitPolling() : WaitBlocking();
+    public WaitStatus Wait() => IsLeader ? WaitLeader() : WaitBlocking();
 
     /// <summary>Reads the general registers.</summary>
     public void GetRegisters(out Registers registers)
@@ -152,57 +155,14 @@ internal sealed unsafe class StubThread(int processId, int threadId)
     }
 
     /// <summary>
-    /// Waits for the leader by polling: a dead leader is reported only once every other thread of the
-    /// process has been reaped, and those are reaped by other host threads, so a blocking wait could hang.
+    /// Waits for the leader. The kernel reports a dead leader only once every other thread of the
+    /// process has been reaped, and those are reaped by the host threads that trace them; if the
+    /// process died while they are busy elsewhere, a watchdog reaps them so this wait cannot hang.
     /// </summary>
-    /// <param name="untilReaped">
-    /// When reaping a killed process: keep polling (up to 10 s) while the kernel still holds the
-    /// leader back, instead of reporting its death as soon as it is a zombie.
-    /// </param>
-    public WaitStatus WaitPolling(bool untilReaped = false)
+    public WaitStatus WaitLeader()
     {
-        int status;
-        long deadline = Environment.TickCount64 + 10_000;
-        for (int round = 0; ; round++)
-        {
-            int result = LibC.WaitPid(ThreadId, &status, LibC.WALL | LibC.WNOHANG);
-            if (result == ThreadId)
-            {
-                var decoded = new WaitStatus(status);
-                if (!decoded.Stopped)
-                {
-                    Reaped = true;
-                }
-
-                return decoded;
-            }
-
-            if (result < 0)
-            {
-                int errno = LibC.Errno;
-                if (errno == LibC.EINTR)
-                {
-                    continue;
-                }
-
-                Reaped = true;
-                throw new StubProcessExitedException(ProcessId, ThreadId, errno == LibC.ECHILD ? "is gone (already reaped)" : $"cannot be waited for: {LibC.Describe(errno)}");
-            }
-
-            if (round < 2000)
-            {
-                Thread.Yield();
-            }
-            else
-            {
-                if (untilReaped ? Environment.TickCount64 > deadline : IsZombie())
-                {
-                    throw new StubProcessExitedException(ProcessId, ThreadId, "has exited");
-                }
-
-                Thread.Sleep(1);
-            }
-        }
+        using var watchdog = new Timer(static self => ((StubThread)self!).CheckLeaderDeath(), this, 100, 100);
+        return WaitBlocking();
     }
 
     /// <summary>The exception for a thread whose wait reported its end.</summary>
@@ -235,17 +195,26 @@ internal sealed unsafe class StubThread(int processId, int threadId)
         throw new InvalidOperationException($"ptrace {request} on stub thread {ThreadId} failed: {LibC.Describe(errno)}");
     }
 
-    private bool IsZombie()
+    /// <summary>The scheduler state letter of a host thread (R, S, D, t, Z, ...), or 'X' when it is gone.</summary>
+    public static char SchedulerState(int processId, int threadId)
     {
         try
         {
-            string stat = File.ReadAllText($"/proc/{ProcessId}/task/{ThreadId}/stat");
+            string stat = File.ReadAllText($"/proc/{processId}/task/{threadId}/stat");
             int close = stat.LastIndexOf(')');
-            return close < 0 || close + 2 >= stat.Length || stat[close + 2] is 'Z' or 'X';
+            return close < 0 || close + 2 >= stat.Length ? 'X' : stat[close + 2];
         }
         catch (IOException)
         {
-            return true;
+            return 'X';
+        }
+    }
+
+    private void CheckLeaderDeath()
+    {
+        if (SchedulerState(ProcessId, ThreadId) is 'Z' or 'X')
+        {
+            ReapDeadSiblings?.Invoke();
         }
     }
 }

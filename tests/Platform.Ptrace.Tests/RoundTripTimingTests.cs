@@ -58,4 +58,50 @@ public sealed class RoundTripTimingTests
             });
         }
     }
+
+    /// <summary>Prints the cost of an injected mmap + munmap pair and of creating an address space with its first context.</summary>
+    [TestMethod]
+    public void MapAndCreationCosts()
+    {
+        Harness.OnThread(() =>
+        {
+            using var h = new Harness();
+            h.Load(a => a.syscall());
+            using var context = h.Platform.CreateExecutionContext(h.Space);
+            var state = Harness.NewState();
+            context.Switch(state);
+            long offset = h.Memory.Allocate(Harness.Page);
+            const int rounds = 2000;
+            var samples = new long[rounds];
+            for (int i = 0; i < rounds; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                h.Space.Map(0x1000_0000, Harness.Page, offset, MemoryAccess.ReadWrite);
+                h.Space.Unmap(0x1000_0000, Harness.Page);
+                samples[i] = Stopwatch.GetTimestamp() - start;
+            }
+
+            Array.Sort(samples);
+            string line = $"injected mmap + munmap from the tracer thread: median {samples[rounds / 2] * 1e6 / Stopwatch.Frequency:F1} us";
+            Console.WriteLine(line);
+            TestContext.WriteLine(line);
+
+            const int spaces = 20;
+            var creation = new long[spaces];
+            for (int i = 0; i < spaces; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                using var space = h.Platform.CreateAddressSpace(h.Memory);
+                using var first = h.Platform.CreateExecutionContext(space);
+                first.Interrupt();
+                first.Switch(state); // adopts the stub thread, returns at once
+                creation[i] = Stopwatch.GetTimestamp() - start;
+            }
+
+            Array.Sort(creation);
+            line = $"address space + first context (spawn, seize, clone, adopt): median {creation[spaces / 2] * 1e3 / Stopwatch.Frequency:F2} ms";
+            Console.WriteLine(line);
+            TestContext.WriteLine(line);
+        });
+    }
 }

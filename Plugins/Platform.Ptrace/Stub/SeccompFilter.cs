@@ -4,7 +4,8 @@ namespace AppKernel.Platform.Ptrace.Stub;
 
 /// <summary>
 /// The stub's seccomp filter: a classic BPF program that lets a host syscall through only when it
-/// comes from the stub's injection gadget and is one the platform injects. A call from elsewhere is
+/// comes from the stub's injection gadget and is one the platform injects, or is pause() from the
+/// park loop. A call from elsewhere is
 /// refused with SIGSYS (SECCOMP_RET_TRAP: never executed); a call from the gadget that is not one the
 /// platform injects kills the stub process. Program syscalls never reach it: under PTRACE_SYSEMU the syscall-entry stop
 /// happens and the call is skipped before seccomp runs.
@@ -25,6 +26,9 @@ internal static class SeccompFilter
     /// <summary>The host syscalls the platform injects.</summary>
     public const int SysMmap = 9, SysMprotect = 10, SysMunmap = 11, SysClone = 56, SysExit = 60;
 
+    /// <summary>The park loop's syscall.</summary>
+    public const int SysPause = 34;
+
     /// <summary>The only mmap flags allowed: a shared fixed mapping of the memory file.</summary>
     public const uint MmapFlags = 0x01 | 0x10; // MAP_SHARED | MAP_FIXED
 
@@ -33,8 +37,13 @@ internal static class SeccompFilter
         0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM
 
     /// <summary>Builds the filter as the bytes of a <c>struct sock_filter</c> array.</summary>
-    public static byte[] Build(ulong gadgetReturn)
+    public static byte[] Build(ulong gadgetReturn, ulong parkReturn)
     {
+        if ((gadgetReturn >> 32) != (parkReturn >> 32))
+        {
+            throw new ArgumentException("the gadget and the park loop must share the high half of their address");
+        }
+
         var p = new Program();
 
         // Only x86-64 syscalls (no x32 or i386 entry points).
@@ -45,12 +54,13 @@ internal static class SeccompFilter
         // anywhere else the call is refused with SIGSYS, which the tracer turns into a fault: the
         // only such calls are the host kernel's vsyscall emulation (a program calling the
         // [vsyscall] page, which seccomp sees but ptrace does not).
-        p.Load(OffsetIpLow);
-        p.JumpUnless((uint)gadgetReturn, "trap");
         p.Load(OffsetIpHigh);
         p.JumpUnless((uint)(gadgetReturn >> 32), "trap");
+        p.Load(OffsetIpLow);
+        p.JumpIf((uint)parkReturn, "park");
+        p.JumpUnless((uint)gadgetReturn, "trap");
 
-        // Only the injected calls.
+        // From the gadget: only the injected calls.
         p.Load(OffsetNr);
         p.JumpIf(SysMmap, "mmap");
         p.JumpIf(SysMunmap, "allow");
@@ -71,6 +81,12 @@ internal static class SeccompFilter
         p.Label("clone");
         p.Load(OffsetArgs);
         p.JumpUnless(CloneFlags, "kill");
+        p.Ret(RetAllow);
+
+        // From the park loop: only pause().
+        p.Label("park");
+        p.Load(OffsetNr);
+        p.JumpUnless(SysPause, "kill");
         p.Ret(RetAllow);
 
         p.Label("trap");

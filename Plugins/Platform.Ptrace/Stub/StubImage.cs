@@ -31,7 +31,7 @@ internal static class StubImage
     /// <summary>Builds the ELF file of the stub for a Sentry whose process id is <paramref name="parentPid"/>.</summary>
     public static byte[] Build(int parentPid)
     {
-        byte[] filter = SeccompFilter.Build(StubLayout.GadgetReturn);
+        byte[] filter = SeccompFilter.Build(StubLayout.GadgetReturn, StubLayout.ParkReturn);
         var a = new Assembler(64);
         var park = a.CreateLabel("park");
         var entry = a.CreateLabel("entry");
@@ -49,9 +49,11 @@ internal static class StubImage
         a.syscall();
         a.int3();
 
-        // The park loop: threads not traced by anyone wait here, making no syscalls.
+        // The park loop: threads no one traces sleep here in pause() (the one syscall seccomp allows
+        // from this site) until a tracer seizes and interrupts them.
         a.Label(ref park);
-        a.pause();
+        a.mov(eax, SeccompFilter.SysPause);
+        a.syscall();
         a.jmp(park);
 
         // Name the process for ps and top (exec of a memfd would name it after the fd number);
@@ -144,7 +146,8 @@ internal static class StubImage
 
         using var code = new MemoryStream();
         var result = a.Assemble(new StreamCodeWriter(code), StubLayout.Base, BlockEncoderOptions.ReturnNewInstructionOffsets);
-        if (result.GetLabelRIP(park) != StubLayout.Park || code.Length > (long)StubLayout.Size)
+        if (result.GetLabelRIP(park) != StubLayout.Park || result.GetLabelRIP(entry) != StubLayout.Park + StubLayout.ParkLength ||
+            code.Length > (long)StubLayout.Size)
         {
             throw new InvalidOperationException("the stub's code does not fit its fixed layout");
         }

@@ -71,7 +71,7 @@ internal sealed unsafe class StubLauncher : IDisposable
                 if (errno == LibC.ESRCH)
                 {
                     // It ended before we could seize it: its exit status names the failed setup step.
-                    var status = leader.WaitPolling();
+                    var status = leader.Wait();
                     throw new PlatformUnavailableException(DescribeSetupFailure(status));
                 }
 
@@ -101,7 +101,7 @@ internal sealed unsafe class StubLauncher : IDisposable
         LibC.Kill(leader.ProcessId, LibC.SIGKILL);
         try
         {
-            while (!leader.Reaped && leader.WaitPolling(untilReaped: true).Stopped)
+            while (!leader.Reaped && leader.Wait().Stopped)
             {
             }
         }
@@ -121,36 +121,44 @@ internal sealed unsafe class StubLauncher : IDisposable
         }
     }
 
+    /// <summary>
+    /// Waits until the seized stub sleeps in its park loop. It is never stopped before: an interrupt
+    /// right after each resume would stop it before it executes a single instruction.
+    /// </summary>
     private static void WaitUntilParked(StubThread leader)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int attempt = 0; clock.Elapsed < TimeSpan.FromSeconds(10); attempt++)
+        for (int round = 0; clock.Elapsed < TimeSpan.FromSeconds(10); round++)
         {
-            LibC.Ptrace(PtraceRequest.Interrupt, leader.ThreadId, 0, 0);
-            var status = leader.WaitPolling();
-            if (!status.Stopped)
+            char state = StubThread.SchedulerState(leader.ProcessId, leader.ThreadId);
+            if (state is 'Z' or 'X')
             {
-                throw new PlatformUnavailableException(DescribeSetupFailure(status));
+                // Setup failed: its exit status names the step.
+                throw new PlatformUnavailableException(DescribeSetupFailure(leader.Wait()));
             }
 
-            leader.GetRegisters(out var registers);
-            if (status.Event == PtraceRequest.EventStop &&
-                registers.Rip >= StubLayout.Park && registers.Rip < StubLayout.Park + StubLayout.ParkLength)
+            if (state == 'S')
             {
-                leader.Template = registers;
-                return;
-            }
-
-            // Still setting up (or a stray stop): let it run. Interrupting again at once would stop
-            // it before it executes a single instruction, so give it a growing slice of time.
-            leader.Resume(PtraceRequest.Cont);
-            if (attempt < 20)
-            {
-                var until = clock.Elapsed + TimeSpan.FromMicroseconds(25 << Math.Min(attempt, 6));
-                while (clock.Elapsed < until)
+                LibC.Ptrace(PtraceRequest.Interrupt, leader.ThreadId, 0, 0);
+                var status = leader.Wait();
+                if (!status.Stopped)
                 {
-                    Thread.SpinWait(20);
+                    throw new PlatformUnavailableException(DescribeSetupFailure(status));
                 }
+
+                leader.GetRegisters(out var registers);
+                if (registers.Rip >= StubLayout.Park && registers.Rip <= StubLayout.Park + StubLayout.ParkLength)
+                {
+                    leader.Template = registers;
+                    return;
+                }
+
+                leader.Resume(PtraceRequest.Cont); // asleep somewhere else in setup: let it go on
+            }
+
+            if (round < 1000)
+            {
+                Thread.SpinWait(100);
             }
             else
             {
@@ -158,7 +166,7 @@ internal sealed unsafe class StubLauncher : IDisposable
             }
         }
 
-        throw new PlatformUnavailableException("the ptrace stub did not reach its park loop");
+        throw new PlatformUnavailableException("the ptrace stub did not reach its park loop within 10 s");
     }
 
     private static string DescribeSetupFailure(WaitStatus status)

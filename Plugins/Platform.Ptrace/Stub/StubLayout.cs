@@ -30,11 +30,14 @@ internal static class StubLayout
     /// <summary>The address after the <c>int3</c> that follows the gadget (rip at the trap that ends an injection).</summary>
     public const ulong GadgetTrap = Gadget + 3;
 
-    /// <summary>A spin loop (<c>pause; jmp</c>) where untraced stub threads wait to be seized.</summary>
+    /// <summary>The park loop (<c>pause()</c> in a loop), where untraced stub threads sleep until seized.</summary>
     public const ulong Park = Gadget + 3;
 
-    /// <summary>The length of the park loop in bytes.</summary>
-    public const ulong ParkLength = 4;
+    /// <summary>The address after the park loop's <c>syscall</c>, where seccomp allows pause() alone.</summary>
+    public const ulong ParkReturn = Park + 7;
+
+    /// <summary>The length of the park loop in bytes (mov eax, imm32; syscall; jmp short).</summary>
+    public const ulong ParkLength = 9;
 
     /// <summary>The file descriptor the memory file has in the stub (the only one it holds).</summary>
     public const int MemoryFileDescriptor = 0;
