@@ -174,10 +174,13 @@ public sealed class GoferInode : IInode
         {
             0 => fs.Intern(reply),
             (int)Errno.ENOENT => null,
-            (int)Errno.EXDEV => throw new ErrnoException(Errno.EACCES, $"'{name}' is a mount point below the gofer root; the gofer does not cross mounts"),
+            // A host mount point: the gofer does not cross mounts, so it shows as an empty directory.
+            (int)Errno.EXDEV => new GoferMountPointInode(fs, MountPointIno(name)),
             _ => throw ErrnoException.Of((Errno)status),
         };
     }
+
+    private ulong MountPointIno(string name) => GetAttributes().Ino ^ ((ulong)(uint)string.GetHashCode(name, StringComparison.Ordinal) << 20) | 1UL << 62;
 
     /// <inheritdoc/>
     public IEnumerable<DirectoryEntry> ReadDirectory(long offset)

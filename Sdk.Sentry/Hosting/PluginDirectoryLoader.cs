@@ -10,7 +10,7 @@ namespace AppKernel.Sentry.Hosting;
 /// <summary>
 /// Loads plugins from a directory: each subdirectory <c>Name/</c> holds <c>Name.dll</c>, loaded in
 /// its own load context with the contract assemblies shared (so a plugin's
-/// <see cref="Syscalls.ISyscallInterceptor"/> is the host's type), and its
+/// <see cref="AppKernel.Syscalls.ISyscallInterceptor"/> is the host's type), and its
 /// <see cref="IAppKernelPlugin"/> classes register their services.
 /// </summary>
 internal static class PluginDirectoryLoader

@@ -4,6 +4,7 @@ using AppKernel.Sentry.Memory;
 using AppKernel.Sentry.Native;
 using AppKernel.Sentry.Vfs;
 using AppKernel.Platform;
+using AppKernel.Vfs;
 using Microsoft.Extensions.Logging;
 
 namespace AppKernel.Sentry.Hosting;
@@ -235,7 +236,8 @@ internal sealed class Sandbox : ISandbox
         }
     }
 
-    private static FileDescription Describe(HostFile file, string name, AppKernel.Vfs.OpenFlags flags) => new(file, null, flags, name);
+    private static FileDescription Describe(HostFile file, string name, AppKernel.Vfs.OpenFlags flags) =>
+        new(file, null, flags, name) { Offset = file.CurrentOffset };
 
     private static unsafe (int Read, int Write) HostPipe()
     {

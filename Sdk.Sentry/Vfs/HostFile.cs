@@ -67,6 +67,9 @@ internal sealed unsafe class HostFile : IFileOperations, IInode, IFileSystem
 
     public WaitQueue Waiters { get; } = new();
 
+    /// <summary>Where a regular host file's offset stands now (the description starts there).</summary>
+    public long CurrentOffset => stream ? 0 : Math.Max(0, LibC.Lseek(fd, 0, 1));
+
     WaitQueue? IFileOperations.Waiters => stream ? Waiters : null;
 
     public IInode? Inode => this;
@@ -79,12 +82,19 @@ internal sealed unsafe class HostFile : IFileOperations, IInode, IFileSystem
         {
             while (true)
             {
-                nint n = stream ? LibC.Read(fd, p, (nuint)buffer.Length) : LibC.Pread(fd, p, (nuint)buffer.Length, offset);
+                // A regular host file shares its offset with the host's own description (an
+                // inherited "> file" keeps appending where the host left off): seek, then read.
+                if (!stream)
+                {
+                    LibC.Lseek(fd, offset, 0);
+                }
+
+                nint n = LibC.Read(fd, p, (nuint)buffer.Length);
                 if (n >= 0)
                 {
                     if (!stream)
                     {
-                        offset += n;
+                        offset = LibC.Lseek(fd, 0, 1);
                     }
 
                     return n;
@@ -112,12 +122,17 @@ internal sealed unsafe class HostFile : IFileOperations, IInode, IFileSystem
         {
             while (true)
             {
-                nint n = stream || append ? LibC.Write(fd, p, (nuint)buffer.Length) : LibC.Pwrite(fd, p, (nuint)buffer.Length, offset);
+                if (!stream)
+                {
+                    LibC.Lseek(fd, offset, 0);
+                }
+
+                nint n = LibC.Write(fd, p, (nuint)buffer.Length);
                 if (n >= 0)
                 {
                     if (!stream)
                     {
-                        offset += n;
+                        offset = LibC.Lseek(fd, 0, 1);
                     }
 
                     budget?.Return(buffer.Length - (int)n);
