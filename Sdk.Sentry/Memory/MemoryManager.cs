@@ -26,9 +26,6 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     /// <summary>Mappings up to this size are populated when made.</summary>
     public const ulong EagerPopulateLimit = 16UL << 20;
 
-    /// <summary>Writable private file mappings up to this size are copied when made instead of on first write.</summary>
-    public const ulong EagerCopyLimit = 1UL << 20;
-
     /// <summary>How much a fault populates at once in a large mapping.</summary>
     public const ulong FaultChunk = 2UL << 20;
 
@@ -597,22 +594,8 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         {
             long fileOffset = vma.FileOffset + (long)(start - owner.Start);
             vma.Mappable.GetPages(fileOffset, pages.AsSpan(0, count));
-            if (!vma.Shared && (vma.Access & MemoryAccess.Write) != 0 && length <= EagerCopyLimit)
-            {
-                // A small writable private mapping (a library's data segment) is nearly always
-                // written: copy it now rather than take a fault per page later.
-                long copy = file.Allocate((long)length);
-                for (int i = 0; i < count; i++)
-                {
-                    Buffer.MemoryCopy(file.Pointer(pages[i]), file.Pointer(copy + i * (long)PageSize), PageSize, PageSize);
-                    file.DecRef(pages[i], (long)PageSize);
-                }
-
-                pmas.Insert(start, end, new Pma(copy, Cow: false));
-                addressSpace.Map(start, length, copy, vma.Access);
-                return;
-            }
-
+            // Private pages stay shared with the file until written: until then the mapping
+            // sees the file's changes, as Linux's does.
             bool cow = !vma.Shared;
             int runStart = 0;
             for (int i = 1; i <= count; i++)

@@ -264,26 +264,18 @@ internal static class FileSyscalls
         var writer = new FileDescription(new PipeEnd(pipe, reader: false), null, OpenFlags.WriteOnly | status, name);
         bool cloexec = (flags & OpenFlags.CloseOnExec) != 0;
         int limit = t.Group.Limits.OpenFilesLimit;
-        int readFd = -1;
+        int readFd = -1, writeFd = -1;
         try
         {
             readFd = t.Fds.Install(reader, cloexec, limit);
-            int writeFd = t.Fds.Install(writer, cloexec, limit);
-            try
-            {
-                Span<int> fds = [readFd, writeFd];
-                t.Mm.Write(fdsAddress, System.Runtime.InteropServices.MemoryMarshal.AsBytes(fds));
-            }
-            catch
-            {
-                t.Fds.Close(writeFd);
-                throw;
-            }
-
+            writeFd = t.Fds.Install(writer, cloexec, limit);
+            Span<int> fds = [readFd, writeFd];
+            t.Mm.Write(fdsAddress, System.Runtime.InteropServices.MemoryMarshal.AsBytes(fds));
             return SyscallResult.Zero;
         }
         catch
         {
+            // Whatever was installed is closed through the table; the rest is released here.
             if (readFd >= 0)
             {
                 t.Fds.Close(readFd);
@@ -293,7 +285,15 @@ internal static class FileSyscalls
                 reader.Release();
             }
 
-            writer.Release();
+            if (writeFd >= 0)
+            {
+                t.Fds.Close(writeFd);
+            }
+            else
+            {
+                writer.Release();
+            }
+
             throw;
         }
     }

@@ -27,6 +27,8 @@ internal static class MemorySyscalls
         long offset = (long)a.A5;
         var mm = t.Mm;
 
+        // Linux looks the file up before it checks anything else (EBADF first).
+        var file = (flags & MAP_ANONYMOUS) == 0 ? t.Fds.Get(fd) : null;
         if (length == 0 || (offset & (long)MemoryManager.PageMask) != 0)
         {
             return SyscallResult.Error(Errno.EINVAL);
@@ -77,9 +79,8 @@ internal static class MemorySyscalls
             Populate = (flags & MAP_POPULATE) != 0,
         };
 
-        if ((flags & MAP_ANONYMOUS) == 0)
+        if (file is not null)
         {
-            var file = t.Fds.Get(fd);
             if (file.IsPathOnly)
             {
                 return SyscallResult.Error(Errno.EBADF);

@@ -15,17 +15,18 @@ internal static class SignalSyscalls
         var t = c.Task();
         var a = c.Arguments;
         int signal = (int)a.A0;
-        if (a.A3 != SigsetSize || signal < 1 || signal > Signals.NSIG)
+        if (a.A3 != SigsetSize)
         {
             return SyscallResult.Error(Errno.EINVAL);
         }
 
-        if (a.A1 != 0 && (signal == Signals.SIGKILL || signal == Signals.SIGSTOP))
-        {
-            return SyscallResult.Error(Errno.EINVAL);
-        }
-
+        // Linux copies the new action in before it looks at the signal number (EFAULT first).
         LinuxSigaction? next = a.A1 != 0 ? t.Mm.ReadValue<LinuxSigaction>(a.A1) : null;
+        if (signal < 1 || signal > Signals.NSIG || (next is not null && (signal == Signals.SIGKILL || signal == Signals.SIGSTOP)))
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
         var handlers = t.Group.Handlers;
         lock (handlers.Gate)
         {
