@@ -1,0 +1,62 @@
+namespace AppKernel.Integration.Tests;
+
+/// <summary>C fixtures, static and dynamic: the same stdout and exit status as native.</summary>
+[TestClass]
+public sealed class FixtureTests
+{
+    public static IEnumerable<object[]> Cases()
+    {
+        string[] fixtures = ["hello", "fileio", "mmap", "brk", "auxv", "badinput", "nullderef"];
+        foreach (var platform in Sandboxes.Platforms)
+        {
+            foreach (var fixture in fixtures)
+            {
+                yield return [platform[0], fixture];
+                yield return [platform[0], fixture + ".static"];
+            }
+        }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Cases))]
+    public async Task SameOutputAndStatusAsNative(string platform, string fixture)
+    {
+        string path = Fixtures.Path(fixture);
+        string[] arguments = ["first", "second argument"];
+        var environment = new Dictionary<string, string>(Sandboxes.DefaultEnvironment) { ["FIXTURE_NAME"] = fixture };
+        var native = ProgramRun.Native(path, arguments, environment);
+        var sandboxed = await Sandboxes.Run(platform, path, arguments, environment: environment);
+        Assert.AreEqual(native.Text, sandboxed.Text, $"stdout differs; sandbox stderr: {sandboxed.Error}");
+        Assert.AreEqual(native.Status, sandboxed.Status, $"exit status differs; sandbox stderr: {sandboxed.Error}");
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
+    public async Task ANullDereferenceExitsWith139(string platform)
+    {
+        var run = await Sandboxes.Run(platform, Fixtures.Path("nullderef"), []);
+        Assert.AreEqual(139, run.Status);
+        Assert.AreEqual("about to fault\n", run.Text);
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
+    public async Task UnimplementedSyscallsAnswerEnosysAndTheSandboxCarriesOn(string platform)
+    {
+        var run = await Sandboxes.Run(platform, Fixtures.Path("enosys.static"), []);
+        Assert.AreEqual("kexec_load: -1 ENOSYS\nsyscall 1000: -1 ENOSYS\nsyscall -1: -1 ENOSYS\nafter: ok\n", run.Text, run.Error);
+        Assert.AreEqual(0, run.Status);
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
+    public async Task SixtyFourMebibytesThroughAPipeArriveWhole(string platform)
+    {
+        string path = Fixtures.Path("bigout.static");
+        var native = ProgramRun.Native(path, ["64"]);
+        var sandboxed = await Sandboxes.Run(platform, path, ["64"]);
+        Assert.AreEqual(0, sandboxed.Status, sandboxed.Error);
+        Assert.AreEqual(64 << 20, sandboxed.Output.Length);
+        CollectionAssert.AreEqual(System.Security.Cryptography.SHA256.HashData(native.Output), System.Security.Cryptography.SHA256.HashData(sandboxed.Output));
+    }
+}

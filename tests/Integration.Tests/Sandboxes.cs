@@ -1,0 +1,72 @@
+using AppKernel.Platform;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace AppKernel.Integration.Tests;
+
+/// <summary>Runs programs in fresh sandboxes on each platform this machine supports.</summary>
+internal static class Sandboxes
+{
+    public static readonly IReadOnlyDictionary<string, string> DefaultEnvironment = new Dictionary<string, string>
+    {
+        ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ["LC_ALL"] = "C",
+        ["TZ"] = "UTC",
+        ["HOME"] = "/root",
+    };
+
+    private static readonly Lazy<ServiceProvider> Provider = new(() =>
+    {
+        var services = new ServiceCollection();
+        services.AddLogging(b => b.SetMinimumLevel(LogLevel.Warning));
+        services.AddAppKernel().UsePtracePlatform();
+        return services.BuildServiceProvider();
+    });
+
+    /// <summary>The platforms the integration tests run on: every one this machine supports.</summary>
+    public static IEnumerable<object[]> Platforms
+    {
+        get
+        {
+            yield return ["ptrace"];
+        }
+    }
+
+    /// <summary>Runs <paramref name="path"/> in a new sandbox and collects its output and status.</summary>
+    public static async Task<ProgramRun> Run(
+        string platform,
+        string path,
+        IReadOnlyList<string> arguments,
+        Action<SandboxOptions>? configure = null,
+        IReadOnlyDictionary<string, string>? environment = null,
+        Func<ISandbox, Task>? afterExit = null)
+    {
+        var factory = Provider.Value.GetRequiredService<ISandboxFactory>();
+        await using var sandbox = await factory.CreateAsync(o =>
+        {
+            o.Platform = platform;
+            o.Environment.Clear();
+            foreach (var (key, value) in environment ?? DefaultEnvironment)
+            {
+                o.Environment[key] = value;
+            }
+
+            configure?.Invoke(o);
+        });
+        var process = await sandbox.StartAsync(new ProcessSpec(path, [.. arguments]));
+        process.StandardInput!.Dispose();
+        var output = new MemoryStream();
+        var error = new MemoryStream();
+        var copyOut = process.StandardOutput!.CopyToAsync(output);
+        var copyError = process.StandardError!.CopyToAsync(error);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var status = await process.WaitForExitAsync(timeout.Token);
+        await Task.WhenAll(copyOut, copyError).WaitAsync(TimeSpan.FromSeconds(30));
+        if (afterExit is not null)
+        {
+            await afterExit(sandbox);
+        }
+
+        return new ProgramRun(output.ToArray(), System.Text.Encoding.UTF8.GetString(error.ToArray()), status.ShellStatus);
+    }
+}
