@@ -104,7 +104,20 @@ internal sealed class SandboxFileSystems : IDisposable
             // A missing mount point is made in the (writable) root; a read-only root cannot have it.
             try
             {
-                vfs.MakeDirectory(0, context, target, (FileMode)0x1ED);
+                // Like mkdir -p: every missing directory on the way is made.
+                string prefix = "";
+                foreach (var part in target.Split('/', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    prefix += "/" + part;
+                    try
+                    {
+                        vfs.MakeDirectory(0, context, prefix, (FileMode)0x1ED);
+                    }
+                    catch (ErrnoException exists) when (exists.Errno == Errno.EEXIST)
+                    {
+                    }
+                }
+
                 at = vfs.Resolve(context, target, followFinal: true).Path;
             }
             catch (ErrnoException inner)

@@ -51,6 +51,9 @@ internal static class Sandboxes
                 o.Environment[key] = value;
             }
 
+            // The fixtures and test data live under the repository's artifacts folder, which may
+            // itself be under /tmp (a CI clone): the sandbox's /tmp is private, so bind it in.
+            o.Mounts.Add(new MountSpec { Target = Repository.Artifacts, Type = "bind", Source = Repository.Artifacts, ReadOnly = true });
             configure?.Invoke(o);
         });
         var process = await sandbox.StartAsync(new ProcessSpec(path, [.. arguments]));
