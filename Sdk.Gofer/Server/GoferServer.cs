@@ -10,15 +10,20 @@ namespace AppKernel.Gofer.Server;
 /// <param name="Fd">The O_PATH descriptor opened at start-up (-1 when opening failed).</param>
 internal sealed record ServedRoot(string Path, bool ReadOnly, int Fd);
 
+/// <summary>The outcome of one confinement step at start-up (0, or the errno), reported by <see cref="Op.SelfCheck"/>.</summary>
+internal sealed record StartupCheck(string Name, int Errno);
+
 /// <summary>
 /// Serves requests: one thread per connection, each blocked in recvmsg on its own socket
 /// and answering in order. All host access goes through <see cref="Node"/> descriptors:
 /// names are single components, validated, and opened with openat2 under
 /// <see cref="Host.ResolveConfined"/>.
 /// </summary>
-internal sealed unsafe class GoferServer(IReadOnlyList<ServedRoot> roots, IReadOnlyList<(string Name, int Errno)> startupChecks)
+internal sealed unsafe class GoferServer(ServedRoot[] roots, StartupCheck[] startupChecks)
 {
-    private readonly NodeTable nodes = new();
+    // Created once the handshake is answered: its dictionaries cost JIT time the Gofer's
+    // time-to-ready need not include.
+    private NodeTable nodes = null!;
     private int connections;
 
     /// <summary>Serves the first connection on the calling thread; returns when the client closes it.</summary>
@@ -59,7 +64,7 @@ internal sealed unsafe class GoferServer(IReadOnlyList<ServedRoot> roots, IReadO
 
         var w = new MessageWriter(send, request.Tag, Op.Version);
         w.U32(Wire.Version);
-        w.U32((uint)roots.Count);
+        w.U32((uint)roots.Length);
         foreach (var root in roots)
         {
             w.U8(root.ReadOnly ? (byte)1 : (byte)0);
@@ -71,6 +76,8 @@ internal sealed unsafe class GoferServer(IReadOnlyList<ServedRoot> roots, IReadO
         {
             return;
         }
+
+        nodes = new NodeTable();
 
         startData?.Invoke();
 
@@ -271,7 +278,12 @@ internal sealed unsafe class GoferServer(IReadOnlyList<ServedRoot> roots, IReadO
 
     private int SelfCheck(ref MessageWriter w)
     {
-        var probes = new List<(string Name, int Errno)>(startupChecks);
+        var probes = new List<(string Name, int Errno)>();
+        foreach (var check in startupChecks)
+        {
+            probes.Add((check.Name, check.Errno));
+        }
+
         int s = Host.Socket(2 /* AF_INET */, 1 /* SOCK_STREAM */, 0);
         probes.Add(("socket(AF_INET)", s >= 0 ? 0 : Host.Errno));
         Host.CloseQuietly(s);
@@ -286,7 +298,7 @@ internal sealed unsafe class GoferServer(IReadOnlyList<ServedRoot> roots, IReadO
         probes.Add(("execve", Host.Execve(path, argv, argv + 1) == 0 ? 0 : Host.Errno));
         probes.Add(("unshare(CLONE_NEWNS)", Host.Unshare(0x00020000) == 0 ? 0 : Host.Errno));
         byte* relative = stackalloc byte[] { (byte)'.', (byte)'.', 0 };
-        if (roots.Count > 0 && roots[0].Fd >= 0)
+        if (roots.Length > 0 && roots[0].Fd >= 0)
         {
             var how = new Host.OpenHow { Flags = (ulong)(Host.O_PATH | Host.O_CLOEXEC), Resolve = Host.ResolveConfined };
             int fd = Host.OpenAt2(roots[0].Fd, relative, &how);
@@ -309,7 +321,7 @@ internal sealed unsafe class GoferServer(IReadOnlyList<ServedRoot> roots, IReadO
     private int Attach(ref MessageReader r, ref MessageWriter w)
     {
         uint index = r.U32();
-        if (index >= (uint)roots.Count)
+        if (index >= (uint)roots.Length)
         {
             return (int)Errno.EINVAL;
         }
