@@ -25,4 +25,7 @@ public sealed class GoferLaunchOptions
 
     /// <summary>The most connections (so requests in flight at once) the client opens.</summary>
     public int MaxConnections { get; set; } = 16;
+
+    /// <summary>The Gofer assembly to run instead of this one (tests: a copy without its runtimeconfig).</summary>
+    internal string? GoferAssemblyPath { get; set; }
 }

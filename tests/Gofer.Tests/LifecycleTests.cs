@@ -104,6 +104,37 @@ public sealed class LifecycleTests
     }
 
     [TestMethod]
+    public void StartsWithoutARuntimeConfigBesideTheAssembly()
+    {
+        // A package consumer may lack the gofer's runtimeconfig: one is generated in a private directory.
+        string copy = HostFiles.TempDirectory("gofer-copy");
+        try
+        {
+            string source = Path.GetDirectoryName(typeof(GoferLauncher).Assembly.Location)!;
+            foreach (var name in new[] { "AppKernel.Sdk.Gofer.dll", "AppKernel.Sdk.Abstractions.dll" })
+            {
+                File.Copy(Path.Combine(source, name), Path.Combine(copy, name));
+            }
+
+            string assembly = Path.Combine(copy, "AppKernel.Sdk.Gofer.dll");
+            string? generated = GoferLauncher.FindRuntimeConfig(assembly);
+            Assert.IsNotNull(generated);
+            TestContext.WriteLine($"generated {generated}");
+            StringAssert.Contains(File.ReadAllText(generated), "Microsoft.NETCore.App");
+            Assert.AreEqual(0x41c0u, HostFiles.Lstat(Path.GetDirectoryName(generated)!).Mode, "private directory");
+
+            using var gofer = GoferLauncher.Start([new GoferRoot(root, true)], new GoferLaunchOptions { GoferAssemblyPath = assembly });
+            gofer.WaitUntilReady();
+            Assert.AreEqual(0, gofer.Attach(0, out _));
+            Assert.IsNull(GoferLauncher.FindRuntimeConfig(typeof(GoferLauncher).Assembly.Location), "the build's own runtimeconfig is used when present");
+        }
+        finally
+        {
+            Directory.Delete(copy, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void MeasuresStartupAndRoundTrips()
     {
         var startups = new List<double>();
