@@ -410,10 +410,17 @@ public sealed partial class GoferConnection : IDisposable
 
         if (length == -Host.EAGAIN)
         {
-            // Timed out: the late answer would confuse the next request, so drop the connection.
+            // Timed out: the late answer would confuse the next request, so drop the connection
+            // (all of them when it is the control connection, which cannot be replaced).
             socket.Broken = true;
             LogTimeout(logger, process.Pid, options.RequestTimeout.TotalSeconds);
-            throw new ErrnoException(Errno.EIO, $"gofer (pid {process.Pid}) did not answer within {options.RequestTimeout.TotalSeconds:0.#} s");
+            string cause = $"gofer (pid {process.Pid}) did not answer within {options.RequestTimeout.TotalSeconds:0.#} s";
+            if (socket == control)
+            {
+                Fail(cause, log: true);
+            }
+
+            throw new ErrnoException(Errno.EIO, cause);
         }
 
         if (length <= 0)
@@ -513,31 +520,38 @@ public sealed partial class GoferConnection : IDisposable
     {
         var reader = releases.Reader;
         var batch = new List<ReleasedNode>();
-        try
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            while (batch.Count < Wire.MaxReleaseBatch && reader.TryRead(out var item))
             {
-                while (batch.Count < Wire.MaxReleaseBatch && reader.TryRead(out var item))
-                {
-                    batch.Add(item);
-                }
+                batch.Add(item);
+            }
 
-                foreach (var item in batch)
+            foreach (var item in batch)
+            {
+                try
                 {
                     item.FileSystem?.Forget(item);
                 }
+                catch (Exception e)
+                {
+                    LogReleaseFailed(logger, e);
+                }
+            }
 
+            try
+            {
                 if (failure is null && ready)
                 {
                     SendRelease(batch);
                 }
-
-                batch.Clear();
             }
-        }
-        catch (Exception e) when (e is ErrnoException or ObjectDisposedException)
-        {
-            // The connection is gone: the Gofer forgets every node when it exits.
+            catch (ErrnoException)
+            {
+                // The connection failed (and said why): the Gofer forgets every node when it exits.
+            }
+
+            batch.Clear();
         }
     }
 
@@ -587,6 +601,9 @@ public sealed partial class GoferConnection : IDisposable
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "Gofer {Pid} failed: {Cause}; file requests now fail with EIO")]
     private static partial void LogFailed(ILogger logger, int pid, string cause);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Releasing a gofer inode's resources failed")]
+    private static partial void LogReleaseFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Gofer {Pid} did not answer a request within {Seconds} s; its connection was dropped")]
     private static partial void LogTimeout(ILogger logger, int pid, double seconds);

@@ -222,6 +222,11 @@ public sealed class ReadWriteGoferTests
         Assert.AreEqual('M', File.ReadAllText(path)[10]);
         Assert.AreEqual(4096 + 1000, new FileInfo(path).Length);
 
+        // Writing back unchanged pages touches nothing on the host.
+        File.SetLastWriteTimeUtc(path, new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc));
+        open.Mappable.PagesWritten(0, 2 * 4096);
+        Assert.AreEqual(2001, File.GetLastWriteTimeUtc(path).Year, "no write for pages the host already has");
+
         // write() is seen by the mapping.
         offset = 20;
         open.Write("W"u8, ref offset, append: false);
