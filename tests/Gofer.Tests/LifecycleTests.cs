@@ -104,6 +104,32 @@ public sealed class LifecycleTests
     }
 
     [TestMethod]
+    public void MountPointsBelowARootAreNotCrossed()
+    {
+        string mountPoint = Path.Combine(root, "mnt");
+        Directory.CreateDirectory(mountPoint);
+        if (HostFiles.Mount("gofer-test", mountPoint, "tmpfs", 0, "size=64k") != 0)
+        {
+            Assert.Inconclusive("mounting a tmpfs needs CAP_SYS_ADMIN");
+        }
+
+        try
+        {
+            File.WriteAllText(Path.Combine(mountPoint, "inside"), "x");
+            using var memory = new MemoryFile(maxSize: 1L << 26);
+            using var gofer = GoferLauncher.Start([root], readWrite: false);
+            var fs = new GoferFileSystem(gofer, 0, memory, readOnly: true);
+            Assert.AreEqual(Errno.EACCES, Assert.ThrowsExactly<ErrnoException>(() => fs.Root.Lookup("mnt")).Errno);
+            Assert.AreEqual((int)Errno.EXDEV, gofer.Walk(((GoferInode)fs.Root).Node, "mnt", out _));
+            Assert.IsTrue(fs.Root.ReadDirectory(2).Any(e => e.Name == "mnt"), "the mount point is listed, not entered");
+        }
+        finally
+        {
+            HostFiles.Unmount(mountPoint, 2 /* MNT_DETACH */);
+        }
+    }
+
+    [TestMethod]
     public void StartsWithoutARuntimeConfigBesideTheAssembly()
     {
         // A package consumer may lack the gofer's runtimeconfig: one is generated in a private directory.
