@@ -130,6 +130,33 @@ public sealed class LifecycleTests
     }
 
     [TestMethod]
+    public void TheBindTypeMountsTheRootNamedBySource()
+    {
+        string volume = HostFiles.TempDirectory("gofer-volume");
+        try
+        {
+            File.WriteAllText(Path.Combine(volume, "data"), "volume");
+            GoferRoot[] roots = [new(root, ReadOnly: true), new(volume, ReadOnly: false)];
+            using var memory = new MemoryFile(maxSize: 1L << 26);
+            using var gofer = GoferLauncher.Start(roots);
+            var type = new GoferFileSystemType(gofer, roots);
+            var services = new NoServices();
+            var fs = (GoferFileSystem)type.Mount(new FileSystemMountContext(volume + "/", ReadOnly: false, null, memory, services));
+            Assert.AreEqual(1, fs.RootIndex);
+            Assert.IsFalse(fs.ReadOnly);
+            Assert.IsNotNull(fs.Root.Lookup("data"));
+            var rootFs = (GoferFileSystem)type.Mount(new FileSystemMountContext(root, ReadOnly: false, null, memory, services));
+            Assert.IsTrue(rootFs.ReadOnly, "a read-only root stays read-only");
+            Assert.IsNotNull(rootFs.Root.Lookup("hello.txt"));
+            Assert.AreEqual(Errno.ENOENT, Assert.ThrowsExactly<ErrnoException>(() => type.Mount(new FileSystemMountContext("/etc", false, null, memory, services))).Errno);
+        }
+        finally
+        {
+            Directory.Delete(volume, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void StartsWithoutARuntimeConfigBesideTheAssembly()
     {
         // A package consumer may lack the gofer's runtimeconfig: one is generated in a private directory.
@@ -255,5 +282,10 @@ public sealed class LifecycleTests
         TestContext.WriteLine($"connections opened: {gofer.ConnectionCount}");
         Assert.AreEqual(0, errors.Count, string.Join("; ", errors));
         Assert.IsTrue(gofer.ConnectionCount >= 1);
+    }
+
+    private sealed class NoServices : IServiceProvider
+    {
+        public object? GetService(Type serviceType) => null;
     }
 }
