@@ -122,7 +122,8 @@ public sealed class ReadWriteGoferTests
         var node = ((GoferInode)b).Node;
         Assert.AreEqual(0, gofer.Open(node, Host.O_RDONLY, out int fd, out _), "reopen after rename");
         Host.Close(fd);
-        b.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: 0)); // Truncation reopens by name too.
+        Assert.AreEqual(0, gofer.SetAttr(node, WireSetAttr.Size, 0, -1, -1, 0, default, default, out var truncated), "truncation reopens by name too");
+        Assert.AreEqual(0, truncated.FileSize);
         Assert.AreEqual(0, new FileInfo(Path.Combine(host, "other", "moved")).Length);
     }
 
