@@ -50,6 +50,8 @@ public sealed partial class GoferConnection : IDisposable
     private Exception? startError;
     private GoferRootInfo[] roots = [];
     private readonly int handshakeSendError;
+    private long liveNodes;
+    private long nextCollectionAt;
     private bool disposed;
 
     internal GoferConnection(GoferProcess process, int controlFd, int dataFd, GoferLaunchOptions options, ILogger? logger)
@@ -88,6 +90,9 @@ public sealed partial class GoferConnection : IDisposable
 
     /// <summary>Why the connection no longer works (the Gofer died, was disposed...), or null while it does.</summary>
     public string? FailureReason => failure;
+
+    /// <summary>Nodes the client holds (inodes alive or awaiting finalization), for diagnostics.</summary>
+    public long LiveNodes => Interlocked.Read(ref liveNodes);
 
     /// <summary>Connections currently open (for diagnostics).</summary>
     public int ConnectionCount
@@ -512,6 +517,21 @@ public sealed partial class GoferConnection : IDisposable
     private void ApplyTimeout(PooledSocket socket) => socket.SetReceiveTimeout(options.RequestTimeout);
 
     // ---- Node release -------------------------------------------------------------------
+
+    /// <summary>Counts a node an inode now holds; past the soft limit, nudges the GC to find dropped inodes.</summary>
+    internal void NodeAdopted()
+    {
+        long live = Interlocked.Increment(ref liveNodes);
+        int limit = options.NodeSoftLimit;
+        if (limit > 0 && live > limit && live >= Interlocked.Read(ref nextCollectionAt))
+        {
+            Interlocked.Exchange(ref nextCollectionAt, live + Math.Max(1024, limit / 8));
+            GC.Collect(2, GCCollectionMode.Optimized, blocking: false);
+        }
+    }
+
+    /// <summary>Counts a node an inode no longer holds.</summary>
+    internal void NodeDropped() => Interlocked.Decrement(ref liveNodes);
 
     /// <summary>Queues a node the client dropped (callable from finalizers: never blocks).</summary>
     internal void QueueRelease(in ReleasedNode node) => releases.Writer.TryWrite(node);

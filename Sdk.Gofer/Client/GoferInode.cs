@@ -54,6 +54,7 @@ public sealed class GoferInode : IInode
     /// <summary>Releases the Gofer's node once the inode is unreachable (without blocking: the release is queued).</summary>
     ~GoferInode()
     {
+        fs.Connection.NodeDropped();
         fs.Connection.QueueRelease(new ReleasedNode(fs, Node, Dev, Ino, pageCache));
     }
 

@@ -247,6 +247,35 @@ public sealed class LifecycleTests
     }
 
     [TestMethod]
+    public void DroppedInodesReleaseTheirNodes()
+    {
+        using var memory = new MemoryFile(maxSize: 1L << 26);
+        using var gofer = GoferLauncher.Start([new GoferRoot(root, true)], new GoferLaunchOptions { NodeSoftLimit = 100 });
+        var fs = new GoferFileSystem(gofer, 0, memory, readOnly: true);
+        var many = fs.Root.Lookup("many")!;
+        var names = many.ReadDirectory(2).Select(e => e.Name).ToArray();
+        LookUpAll(many, names); // The inodes are unreachable once this returns.
+        long peak = gofer.LiveNodes;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        Thread.Sleep(200);
+        int fds = Directory.GetFiles($"/proc/{gofer.ProcessId}/fd").Length;
+        TestContext.WriteLine($"live nodes: {peak} after 300 lookups, {gofer.LiveNodes} after a collection; gofer descriptors {fds}");
+        Assert.IsTrue(gofer.LiveNodes < 50, $"{gofer.LiveNodes} nodes still live");
+        Assert.IsTrue(fds < 60, $"{fds} descriptors left in the gofer");
+        GC.KeepAlive(many);
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        static void LookUpAll(IInode directory, string[] names)
+        {
+            foreach (var name in names)
+            {
+                Assert.IsNotNull(directory.Lookup(name));
+            }
+        }
+    }
+
+    [TestMethod]
     public void ConcurrentRequestsUseSeveralConnections()
     {
         using var memory = new MemoryFile(maxSize: 1L << 26);
