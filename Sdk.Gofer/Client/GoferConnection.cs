@@ -50,6 +50,8 @@ public sealed partial class GoferConnection : IDisposable
     private Exception? startError;
     private GoferRootInfo[] roots = [];
     private readonly int handshakeSendError;
+    private long liveNodes;
+    private long nextCollectionAt;
     private bool disposed;
 
     internal GoferConnection(GoferProcess process, int controlFd, int dataFd, GoferLaunchOptions options, ILogger? logger)
@@ -88,6 +90,9 @@ public sealed partial class GoferConnection : IDisposable
 
     /// <summary>Why the connection no longer works (the Gofer died, was disposed...), or null while it does.</summary>
     public string? FailureReason => failure;
+
+    /// <summary>Nodes the client holds (inodes alive or awaiting finalization), for diagnostics.</summary>
+    public long LiveNodes => Interlocked.Read(ref liveNodes);
 
     /// <summary>Connections currently open (for diagnostics).</summary>
     public int ConnectionCount
@@ -410,10 +415,17 @@ public sealed partial class GoferConnection : IDisposable
 
         if (length == -Host.EAGAIN)
         {
-            // Timed out: the late answer would confuse the next request, so drop the connection.
+            // Timed out: the late answer would confuse the next request, so drop the connection
+            // (all of them when it is the control connection, which cannot be replaced).
             socket.Broken = true;
             LogTimeout(logger, process.Pid, options.RequestTimeout.TotalSeconds);
-            throw new ErrnoException(Errno.EIO, $"gofer (pid {process.Pid}) did not answer within {options.RequestTimeout.TotalSeconds:0.#} s");
+            string cause = $"gofer (pid {process.Pid}) did not answer within {options.RequestTimeout.TotalSeconds:0.#} s";
+            if (socket == control)
+            {
+                Fail(cause, log: true);
+            }
+
+            throw new ErrnoException(Errno.EIO, cause);
         }
 
         if (length <= 0)
@@ -506,6 +518,21 @@ public sealed partial class GoferConnection : IDisposable
 
     // ---- Node release -------------------------------------------------------------------
 
+    /// <summary>Counts a node an inode now holds; past the soft limit, nudges the GC to find dropped inodes.</summary>
+    internal void NodeAdopted()
+    {
+        long live = Interlocked.Increment(ref liveNodes);
+        int limit = options.NodeSoftLimit;
+        if (limit > 0 && live > limit && live >= Interlocked.Read(ref nextCollectionAt))
+        {
+            Interlocked.Exchange(ref nextCollectionAt, live + Math.Max(1024, limit / 8));
+            GC.Collect(2, GCCollectionMode.Optimized, blocking: false);
+        }
+    }
+
+    /// <summary>Counts a node an inode no longer holds.</summary>
+    internal void NodeDropped() => Interlocked.Decrement(ref liveNodes);
+
     /// <summary>Queues a node the client dropped (callable from finalizers: never blocks).</summary>
     internal void QueueRelease(in ReleasedNode node) => releases.Writer.TryWrite(node);
 
@@ -513,31 +540,38 @@ public sealed partial class GoferConnection : IDisposable
     {
         var reader = releases.Reader;
         var batch = new List<ReleasedNode>();
-        try
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            while (batch.Count < Wire.MaxReleaseBatch && reader.TryRead(out var item))
             {
-                while (batch.Count < Wire.MaxReleaseBatch && reader.TryRead(out var item))
-                {
-                    batch.Add(item);
-                }
+                batch.Add(item);
+            }
 
-                foreach (var item in batch)
+            foreach (var item in batch)
+            {
+                try
                 {
                     item.FileSystem?.Forget(item);
                 }
+                catch (Exception e)
+                {
+                    LogReleaseFailed(logger, e);
+                }
+            }
 
+            try
+            {
                 if (failure is null && ready)
                 {
                     SendRelease(batch);
                 }
-
-                batch.Clear();
             }
-        }
-        catch (Exception e) when (e is ErrnoException or ObjectDisposedException)
-        {
-            // The connection is gone: the Gofer forgets every node when it exits.
+            catch (ErrnoException)
+            {
+                // The connection failed (and said why): the Gofer forgets every node when it exits.
+            }
+
+            batch.Clear();
         }
     }
 
@@ -587,6 +621,9 @@ public sealed partial class GoferConnection : IDisposable
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "Gofer {Pid} failed: {Cause}; file requests now fail with EIO")]
     private static partial void LogFailed(ILogger logger, int pid, string cause);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Releasing a gofer inode's resources failed")]
+    private static partial void LogReleaseFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Gofer {Pid} did not answer a request within {Seconds} s; its connection was dropped")]
     private static partial void LogTimeout(ILogger logger, int pid, double seconds);

@@ -149,6 +149,7 @@ public sealed class GoferFileSystem : IFileSystem
 
             var inode = new GoferInode(this, reply.Node, attributes);
             inodes[key] = new WeakReference<GoferInode>(inode);
+            Connection.NodeAdopted();
             return inode;
         }
     }

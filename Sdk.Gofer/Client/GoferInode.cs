@@ -54,6 +54,7 @@ public sealed class GoferInode : IInode
     /// <summary>Releases the Gofer's node once the inode is unreachable (without blocking: the release is queued).</summary>
     ~GoferInode()
     {
+        fs.Connection.NodeDropped();
         fs.Connection.QueueRelease(new ReleasedNode(fs, Node, Dev, Ino, pageCache));
     }
 
@@ -114,6 +115,25 @@ public sealed class GoferInode : IInode
     public void SetAttributes(in AttributeUpdate update)
     {
         CheckWritable();
+
+        // Truncation alone (what O_TRUNC does) needs no round trip when a writable descriptor is at hand.
+        if (update.Mask == AttributeMask.Size && Volatile.Read(ref writeHandle) is { } writable)
+        {
+            if (update.Size < 0)
+            {
+                throw ErrnoException.Of(Errno.EINVAL);
+            }
+
+            lock (writeGate)
+            {
+                writable.Truncate(update.Size);
+                Volatile.Read(ref pageCache)?.Truncated(update.Size);
+            }
+
+            InvalidateAttributes();
+            return;
+        }
+
         var mask = (WireSetAttr)(uint)update.Mask;
         int status = Connection.SetAttr(
             Node, mask, (uint)(update.Mode & FileMode.PermissionMask), update.Uid, update.Gid, update.Size,

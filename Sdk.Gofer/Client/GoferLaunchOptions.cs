@@ -25,4 +25,14 @@ public sealed class GoferLaunchOptions
 
     /// <summary>The most connections (so requests in flight at once) the client opens.</summary>
     public int MaxConnections { get; set; } = 16;
+
+    /// <summary>
+    /// Live nodes (each an O_PATH descriptor in the Gofer) past which the client asks the
+    /// garbage collector, at most once per this many new nodes, to find the inodes nobody
+    /// references any more so that their nodes are released. 0 disables it.
+    /// </summary>
+    public int NodeSoftLimit { get; set; } = 65536;
+
+    /// <summary>The Gofer assembly to run instead of this one (tests: a copy without its runtimeconfig).</summary>
+    internal string? GoferAssemblyPath { get; set; }
 }

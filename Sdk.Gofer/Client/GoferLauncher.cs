@@ -61,7 +61,7 @@ public static unsafe class GoferLauncher
         }
 
         string dotnet = FindDotnetHost(options.DotnetHostPath);
-        string assembly = typeof(GoferLauncher).Assembly.Location;
+        string assembly = options.GoferAssemblyPath ?? typeof(GoferLauncher).Assembly.Location;
         if (string.IsNullOrEmpty(assembly) || !File.Exists(assembly))
         {
             throw new GoferException("cannot find the gofer assembly on disk (single-file publishing is not supported: the gofer runs AppKernel.Sdk.Gofer.dll with dotnet exec)");

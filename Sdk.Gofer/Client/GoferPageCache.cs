@@ -94,6 +94,11 @@ internal sealed class GoferPageCache(GoferInode inode, IMemoryFile memoryFile) :
     }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// Only pages whose contents differ from the host's are written (compared with a pread), so
+    /// that unmapping a shared mapping nobody stored into neither needs a writable descriptor nor
+    /// touches the file's modification time. Bytes past the end of the file are never written.
+    /// </remarks>
     public void PagesWritten(long fileOffset, long length)
     {
         if (inode.ReadOnlyFileSystem || length <= 0 || IsEmpty)
@@ -101,10 +106,13 @@ internal sealed class GoferPageCache(GoferInode inode, IMemoryFile memoryFile) :
             return;
         }
 
-        var handle = inode.GetHandle(read: false, write: true);
+        var reader = inode.GetHandle(read: true, write: false);
+        HostFileHandle? writer = null;
+        bool wrote = false;
+        Span<byte> host = stackalloc byte[pageSize];
         lock (gate)
         {
-            long size = handle.Stat().Size;
+            long size = reader.Stat().Size;
             long firstPage = Math.Max(0, fileOffset) / pageSize;
             long end = Math.Min(fileOffset + length, size);
             for (long page = firstPage; page * pageSize < end; page++)
@@ -116,11 +124,23 @@ internal sealed class GoferPageCache(GoferInode inode, IMemoryFile memoryFile) :
 
                 long start = page * pageSize;
                 int bytes = (int)Math.Min(pageSize, size - start);
-                handle.WriteAt(memoryFile.GetSpan(memory, bytes), start);
+                var cached = memoryFile.GetSpan(memory, bytes);
+                long read = reader.ReadAt(host[..bytes], start);
+                if (read == bytes && cached.SequenceEqual(host[..bytes]))
+                {
+                    continue;
+                }
+
+                writer ??= inode.GetHandle(read: false, write: true);
+                writer.WriteAt(cached, start);
+                wrote = true;
             }
         }
 
-        inode.InvalidateAttributes();
+        if (wrote)
+        {
+            inode.InvalidateAttributes();
+        }
     }
 
     /// <summary>read() while pages are cached: cached pages from memory, the others from the host.</summary>

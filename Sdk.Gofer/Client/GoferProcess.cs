@@ -25,6 +25,7 @@ internal sealed unsafe class GoferProcess
     private int stderrRead;
     private int spawnError;
     private int waitStatus;
+    private int waitError;
     private string? stderrTail;
 
     private GoferProcess(string[] argv, string[] envp, int[] childFds, int stderrRead)
@@ -142,7 +143,11 @@ internal sealed unsafe class GoferProcess
         var text = new StringBuilder($"gofer (pid {Pid}) ");
         int status = waitStatus;
         int signal = status & 0x7f;
-        if (signal == 0)
+        if (waitError != 0)
+        {
+            text.Append($"exited, status unknown (waitpid failed with {Host.ErrnoName(waitError)}: was it reaped by someone else?)");
+        }
+        else if (signal == 0)
         {
             text.Append($"exited with status {(status >> 8) & 0xff}");
         }
@@ -171,8 +176,10 @@ internal sealed unsafe class GoferProcess
         int status = 0;
         while (Host.WaitPid(Pid, &status, 0) < 0)
         {
-            if (Host.Errno != Host.EINTR)
+            int errno = Host.Errno;
+            if (errno != Host.EINTR)
             {
+                waitError = errno; // ECHILD: someone else reaped it (a waitpid(-1) elsewhere in the host).
                 break;
             }
         }

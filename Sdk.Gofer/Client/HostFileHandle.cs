@@ -134,6 +134,28 @@ internal sealed unsafe class HostFileHandle : SafeHandle
         }
     }
 
+    /// <summary>ftruncate.</summary>
+    public void Truncate(long size)
+    {
+        bool added = false;
+        DangerousAddRef(ref added);
+        try
+        {
+            while (Host.Ftruncate((int)handle, size) != 0)
+            {
+                int errno = Host.Errno;
+                if (errno != Host.EINTR)
+                {
+                    throw ErrnoException.Of((Errno)errno);
+                }
+            }
+        }
+        finally
+        {
+            DangerousRelease();
+        }
+    }
+
     /// <summary>fsync, or fdatasync when <paramref name="dataOnly"/>.</summary>
     public void Sync(bool dataOnly)
     {

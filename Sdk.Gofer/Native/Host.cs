@@ -10,7 +10,7 @@ namespace AppKernel.Gofer.Native;
 /// </summary>
 internal static unsafe partial class Host
 {
-    private const string Lib = "libc";
+    private const string Lib = "libc.so.6";
 
     // open(2) and *at(2) flags (x86-64).
     public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_ACCMODE = 3;

@@ -85,51 +85,56 @@ internal static unsafe class Confinement
     /// <summary>The filter program (exposed for tests).</summary>
     internal static Host.SockFilter[] BuildFilter()
     {
-        var asm = new BpfAssembler();
+        // Written with plain arrays and integer labels: this runs at start-up, where every
+        // generic instantiation over a struct costs JIT time.
+        var asm = new BpfAssembler(Denied.Length + 32);
         asm.Load(OffsetArch);
-        asm.JumpIfEqual(AUDIT_ARCH_X86_64, null, "kill");
+        asm.JumpIfEqual(AUDIT_ARCH_X86_64, None, Kill);
         asm.Load(OffsetNr);
-        asm.JumpIfGreaterOrEqual(X32SyscallBit, "enosys", null);
-        asm.JumpIfEqual(NrSocket, "socket", null);
-        asm.JumpIfEqual(NrSocketPair, "socket", null);
-        asm.JumpIfEqual(NrClone, "clone", null);
-        asm.JumpIfEqual(NrClone3, "enosys", null);
-        asm.JumpIfEqual(NrMknodAt, "mknodat", null);
+        asm.JumpIfGreaterOrEqual(X32SyscallBit, Enosys, None);
+        asm.JumpIfEqual(NrSocket, Socket, None);
+        asm.JumpIfEqual(NrSocketPair, Socket, None);
+        asm.JumpIfEqual(NrClone, Clone, None);
+        asm.JumpIfEqual(NrClone3, Enosys, None);
+        asm.JumpIfEqual(NrMknodAt, MknodAt, None);
         foreach (var (number, _) in Denied)
         {
-            asm.JumpIfEqual(number, "eperm", null);
+            asm.JumpIfEqual(number, Eperm, None);
         }
 
         asm.Return(RET_ALLOW);
 
-        asm.Label("socket");
+        asm.Label(Socket);
         asm.Load(OffsetArg0);
-        asm.JumpIfEqual(Host.AF_UNIX, "allow", "eafnosupport");
+        asm.JumpIfEqual(Host.AF_UNIX, Allow, Eafnosupport);
 
-        asm.Label("clone");
+        asm.Label(Clone);
         asm.Load(OffsetArg0);
-        asm.JumpIfAnySet(CloneNamespaceFlags, "eperm", "allow");
+        asm.JumpIfAnySet(CloneNamespaceFlags, Eperm, Allow);
 
-        asm.Label("mknodat");
+        asm.Label(MknodAt);
         asm.Load(OffsetArg2);
         asm.And(Host.S_IFMT);
-        asm.JumpIfEqual(Host.S_IFIFO, "allow", null);
-        asm.JumpIfEqual(Host.S_IFSOCK, "allow", null);
-        asm.JumpIfEqual(Host.S_IFREG, "allow", null);
-        asm.JumpIfEqual(0, "allow", "eperm");
+        asm.JumpIfEqual(Host.S_IFIFO, Allow, None);
+        asm.JumpIfEqual(Host.S_IFSOCK, Allow, None);
+        asm.JumpIfEqual(Host.S_IFREG, Allow, None);
+        asm.JumpIfEqual(0, Allow, Eperm);
 
-        asm.Label("allow");
+        asm.Label(Allow);
         asm.Return(RET_ALLOW);
-        asm.Label("eperm");
+        asm.Label(Eperm);
         asm.Return(RET_ERRNO | (uint)Errno.EPERM);
-        asm.Label("enosys");
+        asm.Label(Enosys);
         asm.Return(RET_ERRNO | (uint)Errno.ENOSYS);
-        asm.Label("eafnosupport");
+        asm.Label(Eafnosupport);
         asm.Return(RET_ERRNO | (uint)Errno.EAFNOSUPPORT);
-        asm.Label("kill");
+        asm.Label(Kill);
         asm.Return(RET_KILL_PROCESS);
         return asm.Assemble();
     }
+
+    // Labels of the filter program.
+    private const int None = -1, Socket = 0, Clone = 1, MknodAt = 2, Allow = 3, Eperm = 4, Enosys = 5, Eafnosupport = 6, Kill = 7, LabelCount = 8;
 
     /// <summary>
     /// Moves the calling thread into a new, empty network namespace (when privileged).
@@ -149,42 +154,44 @@ internal static unsafe class Confinement
     }
 
     /// <summary>A tiny classic-BPF assembler with forward labels (jumps are 8-bit and only go forward).</summary>
-    private sealed class BpfAssembler
+    private sealed class BpfAssembler(int capacity)
     {
-        private readonly List<(Host.SockFilter Instruction, string? True, string? False)> code = [];
-        private readonly Dictionary<string, int> labels = [];
+        private readonly Host.SockFilter[] code = new Host.SockFilter[capacity];
+        private readonly int[] jumpTrue = new int[capacity];
+        private readonly int[] jumpFalse = new int[capacity];
+        private readonly int[] labels = new int[LabelCount];
+        private int count;
 
-        public void Load(uint offset) => Emit(LD_W_ABS, offset, null, null);
+        public void Load(uint offset) => Emit(LD_W_ABS, offset, None, None);
 
-        public void And(uint mask) => Emit(AND_K, mask, null, null);
+        public void And(uint mask) => Emit(AND_K, mask, None, None);
 
-        public void JumpIfEqual(uint value, string? whenTrue, string? whenFalse) => Emit(JEQ_K, value, whenTrue, whenFalse);
+        public void JumpIfEqual(uint value, int whenTrue, int whenFalse) => Emit(JEQ_K, value, whenTrue, whenFalse);
 
-        public void JumpIfGreaterOrEqual(uint value, string? whenTrue, string? whenFalse) => Emit(JGE_K, value, whenTrue, whenFalse);
+        public void JumpIfGreaterOrEqual(uint value, int whenTrue, int whenFalse) => Emit(JGE_K, value, whenTrue, whenFalse);
 
-        public void JumpIfAnySet(uint mask, string? whenTrue, string? whenFalse) => Emit(JSET_K, mask, whenTrue, whenFalse);
+        public void JumpIfAnySet(uint mask, int whenTrue, int whenFalse) => Emit(JSET_K, mask, whenTrue, whenFalse);
 
-        public void Return(uint action) => Emit(RET_K, action, null, null);
+        public void Return(uint action) => Emit(RET_K, action, None, None);
 
-        public void Label(string name) => labels.Add(name, code.Count);
+        public void Label(int label) => labels[label] = count;
 
         public Host.SockFilter[] Assemble()
         {
-            var program = new Host.SockFilter[code.Count];
-            for (int i = 0; i < code.Count; i++)
+            var program = new Host.SockFilter[count];
+            for (int i = 0; i < count; i++)
             {
-                var (instruction, whenTrue, whenFalse) = code[i];
-                instruction.JumpTrue = Offset(i, whenTrue);
-                instruction.JumpFalse = Offset(i, whenFalse);
-                program[i] = instruction;
+                program[i] = code[i];
+                program[i].JumpTrue = Offset(i, jumpTrue[i]);
+                program[i].JumpFalse = Offset(i, jumpFalse[i]);
             }
 
             return program;
         }
 
-        private byte Offset(int from, string? label)
+        private byte Offset(int from, int label)
         {
-            if (label is null)
+            if (label == None)
             {
                 return 0;
             }
@@ -192,13 +199,18 @@ internal static unsafe class Confinement
             int distance = labels[label] - from - 1;
             if (distance is < 0 or > 255)
             {
-                throw new InvalidOperationException($"BPF jump to {label} out of range");
+                throw new InvalidOperationException($"BPF jump to label {label} out of range");
             }
 
             return (byte)distance;
         }
 
-        private void Emit(ushort opcode, uint k, string? whenTrue, string? whenFalse) =>
-            code.Add((new Host.SockFilter { Code = opcode, K = k }, whenTrue, whenFalse));
+        private void Emit(ushort opcode, uint k, int whenTrue, int whenFalse)
+        {
+            code[count] = new Host.SockFilter { Code = opcode, K = k };
+            jumpTrue[count] = whenTrue;
+            jumpFalse[count] = whenFalse;
+            count++;
+        }
     }
 }

@@ -5,8 +5,8 @@ namespace AppKernel.Gofer.Server;
 
 /// <summary>
 /// The Gofer process's entry point. Command line (built by the launcher, never by hand):
-/// <c>--fd N --parent PID (--ro PATH | --rw PATH)...</c>: the inherited socket, the Sentry's
-/// pid, and the attach roots in index order.
+/// <c>--fd N --data-fd M --parent PID (--ro PATH | --rw PATH)...</c>: the inherited control
+/// socket and first data socket, the Sentry's pid, and the attach roots in index order.
 /// </summary>
 internal static unsafe class GoferProgram
 {
@@ -16,29 +16,27 @@ internal static unsafe class GoferProgram
         int socket = -1;
         int data = -1;
         int parent = -1;
-        var paths = new List<(string Path, bool ReadOnly)>();
+        // Plain arrays: this runs at start-up, where generic instantiations over structs cost JIT time.
+        var paths = new string[args.Length / 2];
+        var readOnly = new bool[args.Length / 2];
+        int rootCount = 0;
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
             {
                 case "--fd":
-                    socket = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+                    socket = ParseInt(args[i + 1]);
                     break;
                 case "--data-fd":
-                    data = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
-                    break;
-                case "--close-fd":
-                    // Descriptors the host read at start-up (runtimeconfig, deps): not needed any more.
-                    Host.CloseQuietly(int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture));
+                    data = ParseInt(args[i + 1]);
                     break;
                 case "--parent":
-                    parent = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+                    parent = ParseInt(args[i + 1]);
                     break;
                 case "--ro":
-                    paths.Add((args[i + 1], true));
-                    break;
                 case "--rw":
-                    paths.Add((args[i + 1], false));
+                    readOnly[rootCount] = args[i] == "--ro";
+                    paths[rootCount++] = args[i + 1];
                     break;
                 default:
                     Console.Error.WriteLine($"appkernel-gofer: unknown argument {args[i]}");
@@ -48,7 +46,7 @@ internal static unsafe class GoferProgram
 
         if (socket < 0 || parent <= 0)
         {
-            Console.Error.WriteLine("appkernel-gofer: usage: --fd N --parent PID (--ro PATH | --rw PATH)...");
+            Console.Error.WriteLine("appkernel-gofer: usage: --fd N [--data-fd M] --parent PID (--ro PATH | --rw PATH)...");
             return 2;
         }
 
@@ -69,23 +67,21 @@ internal static unsafe class GoferProgram
         Host.Umask(0);
 
         string? startupError = null;
-        var roots = new List<ServedRoot>(paths.Count);
-        foreach (var (path, readOnly) in paths)
+        var roots = new ServedRoot[rootCount];
+        for (int i = 0; i < rootCount; i++)
         {
-            int fd = OpenRoot(path);
+            int fd = OpenRoot(paths[i]);
             if (fd < 0 && startupError is null)
             {
-                startupError = $"cannot open attach root '{path}': {Host.ErrnoName(-fd)}";
+                startupError = $"cannot open attach root '{paths[i]}': {Host.ErrnoName(-fd)}";
             }
 
-            roots.Add(new ServedRoot(path, readOnly, fd));
+            roots[i] = new ServedRoot(paths[i], readOnly[i], fd);
         }
 
-        var checks = new List<(string Name, int Errno)>();
         int net = Confinement.UnshareNetwork();
-        checks.Add(("unshare(CLONE_NEWNET)", net));
         int seccomp = Confinement.InstallSeccomp();
-        checks.Add(("seccomp", seccomp));
+        var checks = new StartupCheck[] { new("unshare(CLONE_NEWNET)", net), new("seccomp", seccomp) };
         if (seccomp != 0 && startupError is null)
         {
             startupError = $"cannot install the seccomp filter: {Host.ErrnoName(seccomp)}";
@@ -100,11 +96,29 @@ internal static unsafe class GoferProgram
         return 0;
     }
 
+    /// <summary>A non-negative decimal (no culture data to load at start-up); -1 when malformed.</summary>
+    private static int ParseInt(string text)
+    {
+        int value = 0;
+        foreach (char c in text)
+        {
+            if (c is < '0' or > '9' || value > (int.MaxValue - 9) / 10)
+            {
+                return -1;
+            }
+
+            value = (value * 10) + (c - '0');
+        }
+
+        return text.Length == 0 ? -1 : value;
+    }
+
     private static int OpenRoot(string path)
     {
         // The attach roots are the Sentry's configuration, resolved once here; everything after
         // is relative to these descriptors.
-        var bytes = Encoding.UTF8.GetBytes(path + "\0");
+        var bytes = new byte[Encoding.UTF8.GetByteCount(path) + 1];
+        Encoding.UTF8.GetBytes(path, bytes);
         fixed (byte* p = bytes)
         {
             int fd = Host.Open(p, Host.O_PATH | Host.O_DIRECTORY | Host.O_CLOEXEC, 0);

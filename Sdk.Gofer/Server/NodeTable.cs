@@ -82,22 +82,59 @@ internal sealed class NodeTable
         }
     }
 
-    /// <summary>The node with <paramref name="id"/>, or null.</summary>
-    public Node? Get(ulong id)
+    /// <summary>
+    /// The node with <paramref name="id"/>, or null, with a reference added to
+    /// <paramref name="leases"/> so that its descriptor stays open until <see cref="ReleaseLeases"/>.
+    /// </summary>
+    public Node? Acquire(ulong id, List<Node> leases)
     {
         lock (gate)
         {
-            return nodes.GetValueOrDefault(id);
+            if (!nodes.TryGetValue(id, out var node))
+            {
+                return null;
+            }
+
+            node.References++;
+            leases.Add(node);
+            return node;
         }
     }
 
-    /// <summary>A snapshot of the names of <paramref name="node"/>.</summary>
-    public Alias[] AliasesOf(Node node)
+    /// <summary>A snapshot of the names of <paramref name="node"/>, their parents leased like <see cref="Acquire"/>.</summary>
+    public Alias[] AliasesOf(Node node, List<Node> leases)
     {
         lock (gate)
         {
+            foreach (var alias in node.Aliases)
+            {
+                alias.Parent.References++;
+                leases.Add(alias.Parent);
+            }
+
             return [.. node.Aliases];
         }
+    }
+
+    /// <summary>Drops the references taken for one request.</summary>
+    public void ReleaseLeases(List<Node> leases)
+    {
+        if (leases.Count == 0)
+        {
+            return;
+        }
+
+        var dropped = new List<Node>();
+        lock (gate)
+        {
+            foreach (var node in leases)
+            {
+                DropLocked(node, dropped);
+            }
+        }
+
+        leases.Clear();
+        CloseAll(dropped);
     }
 
     /// <summary>Records that <paramref name="node"/> is now also reachable as <paramref name="name"/> in <paramref name="parent"/>.</summary>

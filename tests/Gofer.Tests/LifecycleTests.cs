@@ -104,6 +104,90 @@ public sealed class LifecycleTests
     }
 
     [TestMethod]
+    public void MountPointsBelowARootAreNotCrossed()
+    {
+        string mountPoint = Path.Combine(root, "mnt");
+        Directory.CreateDirectory(mountPoint);
+        if (HostFiles.Mount("gofer-test", mountPoint, "tmpfs", 0, "size=64k") != 0)
+        {
+            Assert.Inconclusive("mounting a tmpfs needs CAP_SYS_ADMIN");
+        }
+
+        try
+        {
+            File.WriteAllText(Path.Combine(mountPoint, "inside"), "x");
+            using var memory = new MemoryFile(maxSize: 1L << 26);
+            using var gofer = GoferLauncher.Start([root], readWrite: false);
+            var fs = new GoferFileSystem(gofer, 0, memory, readOnly: true);
+            Assert.AreEqual(Errno.EACCES, Assert.ThrowsExactly<ErrnoException>(() => fs.Root.Lookup("mnt")).Errno);
+            Assert.AreEqual((int)Errno.EXDEV, gofer.Walk(((GoferInode)fs.Root).Node, "mnt", out _));
+            Assert.IsTrue(fs.Root.ReadDirectory(2).Any(e => e.Name == "mnt"), "the mount point is listed, not entered");
+        }
+        finally
+        {
+            HostFiles.Unmount(mountPoint, 2 /* MNT_DETACH */);
+        }
+    }
+
+    [TestMethod]
+    public void TheBindTypeMountsTheRootNamedBySource()
+    {
+        string volume = HostFiles.TempDirectory("gofer-volume");
+        try
+        {
+            File.WriteAllText(Path.Combine(volume, "data"), "volume");
+            GoferRoot[] roots = [new(root, ReadOnly: true), new(volume, ReadOnly: false)];
+            using var memory = new MemoryFile(maxSize: 1L << 26);
+            using var gofer = GoferLauncher.Start(roots);
+            var type = new GoferFileSystemType(gofer, roots);
+            var services = new NoServices();
+            var fs = (GoferFileSystem)type.Mount(new FileSystemMountContext(volume + "/", ReadOnly: false, null, memory, services));
+            Assert.AreEqual(1, fs.RootIndex);
+            Assert.IsFalse(fs.ReadOnly);
+            Assert.IsNotNull(fs.Root.Lookup("data"));
+            var rootFs = (GoferFileSystem)type.Mount(new FileSystemMountContext(root, ReadOnly: false, null, memory, services));
+            Assert.IsTrue(rootFs.ReadOnly, "a read-only root stays read-only");
+            Assert.IsNotNull(rootFs.Root.Lookup("hello.txt"));
+            Assert.AreEqual(Errno.ENOENT, Assert.ThrowsExactly<ErrnoException>(() => type.Mount(new FileSystemMountContext("/etc", false, null, memory, services))).Errno);
+        }
+        finally
+        {
+            Directory.Delete(volume, recursive: true);
+        }
+    }
+
+    [TestMethod]
+    public void StartsWithoutARuntimeConfigBesideTheAssembly()
+    {
+        // A package consumer may lack the gofer's runtimeconfig: one is generated in a private directory.
+        string copy = HostFiles.TempDirectory("gofer-copy");
+        try
+        {
+            string source = Path.GetDirectoryName(typeof(GoferLauncher).Assembly.Location)!;
+            foreach (var name in new[] { "AppKernel.Sdk.Gofer.dll", "AppKernel.Sdk.Abstractions.dll" })
+            {
+                File.Copy(Path.Combine(source, name), Path.Combine(copy, name));
+            }
+
+            string assembly = Path.Combine(copy, "AppKernel.Sdk.Gofer.dll");
+            string? generated = GoferLauncher.FindRuntimeConfig(assembly);
+            Assert.IsNotNull(generated);
+            TestContext.WriteLine($"generated {generated}");
+            StringAssert.Contains(File.ReadAllText(generated), "Microsoft.NETCore.App");
+            Assert.AreEqual(0x41c0u, HostFiles.Lstat(Path.GetDirectoryName(generated)!).Mode, "private directory");
+
+            using var gofer = GoferLauncher.Start([new GoferRoot(root, true)], new GoferLaunchOptions { GoferAssemblyPath = assembly });
+            gofer.WaitUntilReady();
+            Assert.AreEqual(0, gofer.Attach(0, out _));
+            Assert.IsNull(GoferLauncher.FindRuntimeConfig(typeof(GoferLauncher).Assembly.Location), "the build's own runtimeconfig is used when present");
+        }
+        finally
+        {
+            Directory.Delete(copy, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void MeasuresStartupAndRoundTrips()
     {
         var startups = new List<double>();
@@ -163,6 +247,35 @@ public sealed class LifecycleTests
     }
 
     [TestMethod]
+    public void DroppedInodesReleaseTheirNodes()
+    {
+        using var memory = new MemoryFile(maxSize: 1L << 26);
+        using var gofer = GoferLauncher.Start([new GoferRoot(root, true)], new GoferLaunchOptions { NodeSoftLimit = 100 });
+        var fs = new GoferFileSystem(gofer, 0, memory, readOnly: true);
+        var many = fs.Root.Lookup("many")!;
+        var names = many.ReadDirectory(2).Select(e => e.Name).ToArray();
+        LookUpAll(many, names); // The inodes are unreachable once this returns.
+        long peak = gofer.LiveNodes;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        Thread.Sleep(200);
+        int fds = Directory.GetFiles($"/proc/{gofer.ProcessId}/fd").Length;
+        TestContext.WriteLine($"live nodes: {peak} after 300 lookups, {gofer.LiveNodes} after a collection; gofer descriptors {fds}");
+        Assert.IsTrue(gofer.LiveNodes < 50, $"{gofer.LiveNodes} nodes still live");
+        Assert.IsTrue(fds < 60, $"{fds} descriptors left in the gofer");
+        GC.KeepAlive(many);
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        static void LookUpAll(IInode directory, string[] names)
+        {
+            foreach (var name in names)
+            {
+                Assert.IsNotNull(directory.Lookup(name));
+            }
+        }
+    }
+
+    [TestMethod]
     public void ConcurrentRequestsUseSeveralConnections()
     {
         using var memory = new MemoryFile(maxSize: 1L << 26);
@@ -198,5 +311,10 @@ public sealed class LifecycleTests
         TestContext.WriteLine($"connections opened: {gofer.ConnectionCount}");
         Assert.AreEqual(0, errors.Count, string.Join("; ", errors));
         Assert.IsTrue(gofer.ConnectionCount >= 1);
+    }
+
+    private sealed class NoServices : IServiceProvider
+    {
+        public object? GetService(Type serviceType) => null;
     }
 }

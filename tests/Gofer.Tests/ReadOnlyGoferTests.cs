@@ -326,6 +326,23 @@ public sealed class ReadOnlyGoferTests
         }
 
         Assert.AreEqual(0, probes["seccomp"]);
+
+        // When privileged, the threads that serve requests live in a network namespace of their
+        // own (namespaces are per thread: the runtime's earlier threads keep the host's).
+        if (probes["unshare(CLONE_NEWNET)"] == 0)
+        {
+            string hostNet = new FileInfo("/proc/self/ns/net").LinkTarget!;
+            var tasks = Directory.GetDirectories($"/proc/{gofer.ProcessId}/task")
+                .Select(task => (Name: File.ReadAllText(Path.Combine(task, "comm")).Trim(), Net: new FileInfo(Path.Combine(task, "ns", "net")).LinkTarget!, Main: Path.GetFileName(task) == gofer.ProcessId.ToString()))
+                .ToList();
+            foreach (var task in tasks)
+            {
+                TestContext.WriteLine($"  thread {task.Name}: {task.Net}{(task.Net == hostNet ? " (host)" : string.Empty)}");
+            }
+
+            Assert.AreNotEqual(hostNet, tasks.Single(t => t.Main).Net, "the main (control) thread left the host network namespace");
+            Assert.IsTrue(tasks.Where(t => t.Name.StartsWith("gofer conn")).All(t => t.Net != hostNet), "serving threads inherit the new namespace");
+        }
         Assert.AreEqual((int)Errno.EAFNOSUPPORT, probes["socket(AF_INET)"]);
         Assert.AreEqual((int)Errno.EAFNOSUPPORT, probes["socket(AF_INET6)"]);
         Assert.AreEqual((int)Errno.EAFNOSUPPORT, probes["socket(AF_NETLINK)"]);

@@ -122,7 +122,8 @@ public sealed class ReadWriteGoferTests
         var node = ((GoferInode)b).Node;
         Assert.AreEqual(0, gofer.Open(node, Host.O_RDONLY, out int fd, out _), "reopen after rename");
         Host.Close(fd);
-        b.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: 0)); // Truncation reopens by name too.
+        Assert.AreEqual(0, gofer.SetAttr(node, WireSetAttr.Size, 0, -1, -1, 0, default, default, out var truncated), "truncation reopens by name too");
+        Assert.AreEqual(0, truncated.FileSize);
         Assert.AreEqual(0, new FileInfo(Path.Combine(host, "other", "moved")).Length);
     }
 
@@ -221,6 +222,11 @@ public sealed class ReadWriteGoferTests
         open.Mappable.PagesWritten(0, 2 * 4096);
         Assert.AreEqual('M', File.ReadAllText(path)[10]);
         Assert.AreEqual(4096 + 1000, new FileInfo(path).Length);
+
+        // Writing back unchanged pages touches nothing on the host.
+        File.SetLastWriteTimeUtc(path, new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc));
+        open.Mappable.PagesWritten(0, 2 * 4096);
+        Assert.AreEqual(2001, File.GetLastWriteTimeUtc(path).Year, "no write for pages the host already has");
 
         // write() is seen by the mapping.
         offset = 20;
