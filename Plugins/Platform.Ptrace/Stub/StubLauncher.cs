@@ -35,13 +35,7 @@ internal sealed unsafe class StubLauncher : IDisposable
             throw new PlatformUnavailableException($"memfd_create for the ptrace stub failed: {LibC.Describe(LibC.Errno)}");
         }
 
-        if (fd < 3)
-        {
-            // posix_spawn dup2s onto fds 0 and 1 before exec; keep the image out of their way.
-            int moved = LibC.Fcntl(fd, LibC.F_DUPFD_CLOEXEC, 3);
-            LibC.Close(fd);
-            fd = moved;
-        }
+        fd = AboveStandardDescriptors(fd);
 
         fixed (byte* p = program.Elf)
         {
@@ -71,6 +65,9 @@ internal sealed unsafe class StubLauncher : IDisposable
         {
             throw new PlatformUnavailableException($"pipe2 for the ptrace stub failed: {LibC.Describe(LibC.Errno)}");
         }
+
+        ready[0] = AboveStandardDescriptors(ready[0]);
+        ready[1] = AboveStandardDescriptors(ready[1]);
 
         int pid;
         try
@@ -138,6 +135,19 @@ internal sealed unsafe class StubLauncher : IDisposable
 
     public void Dispose() => LibC.Close(imageFd);
 
+    /// <summary>posix_spawn dup2s onto fds 0 and 1 before exec: keep our own fds out of their way (a host with stdin closed).</summary>
+    private static int AboveStandardDescriptors(int fd)
+    {
+        if (fd is < 0 or >= 3)
+        {
+            return fd;
+        }
+
+        int moved = LibC.Fcntl(fd, LibC.F_DUPFD_CLOEXEC, 3);
+        LibC.Close(fd);
+        return moved;
+    }
+
     private static void WaitForEndOfFile(int fd)
     {
         byte buffer;
@@ -158,7 +168,7 @@ internal sealed unsafe class StubLauncher : IDisposable
     {
         LibC.Ptrace(PtraceRequest.Interrupt, leader.ThreadId, 0, 0);
         var status = leader.Wait();
-        while (status.Stopped)
+        for (int attempt = 0; status.Stopped && attempt < 1000; attempt++)
         {
             leader.GetRegisters(out var registers);
             bool parked = registers.Rip >= StubLayout.Park && registers.Rip <= StubLayout.Park + StubLayout.ParkLength;
@@ -169,12 +179,15 @@ internal sealed unsafe class StubLauncher : IDisposable
                 return;
             }
 
-            // Not at the end of a successful setup: a failing stub exits; let it, and report why.
+            // Not at the end of a successful setup: a failing stub exits; let it run, and look again.
             leader.Resume(PtraceRequest.Cont);
+            Thread.Sleep(1);
+            LibC.Ptrace(PtraceRequest.Interrupt, leader.ThreadId, 0, 0);
             status = leader.Wait();
         }
 
-        throw new PlatformUnavailableException(DescribeSetupFailure(status));
+        throw new PlatformUnavailableException(
+            status.Stopped ? "the ptrace stub did not reach its park loop" : DescribeSetupFailure(status));
     }
 
     private static void Unmap(StubThread leader, ulong address, ulong length)
