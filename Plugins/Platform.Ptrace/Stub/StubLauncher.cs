@@ -95,9 +95,8 @@ internal sealed unsafe class StubLauncher : IDisposable
                 }
 
                 throw new PlatformUnavailableException(
-                    $"ptrace(PTRACE_SEIZE) of the stub process failed: {LibC.Describe(errno)}. " +
-                    "ptrace is forbidden here: check Yama (/proc/sys/kernel/yama/ptrace_scope), a seccomp profile of the host " +
-                    "or container that blocks ptrace, or a missing CAP_SYS_PTRACE.");
+                    $"ptrace(PTRACE_SEIZE) of the stub process failed: {LibC.Describe(errno)}; ptrace is forbidden here " +
+                    $"({DescribePtraceRestrictions()})");
             }
 
             StopParked(leader);
@@ -196,6 +195,34 @@ internal sealed unsafe class StubLauncher : IDisposable
         if (result != 0)
         {
             throw new PlatformUnavailableException($"removing the stub's host mappings failed: {LibC.Describe((int)-result)}");
+        }
+    }
+
+    /// <summary>What can forbid ptrace on this host, with the values found.</summary>
+    private static string DescribePtraceRestrictions()
+    {
+        string yama = ReadOrNull("/proc/sys/kernel/yama/ptrace_scope")?.Trim() ?? "absent";
+        string? status = ReadOrNull("/proc/self/status");
+        string seccomp = status?.Split('\n').FirstOrDefault(l => l.StartsWith("Seccomp:", StringComparison.Ordinal))?[8..].Trim() ?? "unknown";
+        string filtered = seccomp == "2"
+            ? "this process runs under a seccomp filter (Seccomp: 2), e.g. a container profile that may block ptrace"
+            : $"this process's seccomp mode is {seccomp}";
+        return $"Yama ptrace_scope is {yama}; {filtered}; a container may also lack CAP_SYS_PTRACE";
+    }
+
+    private static string? ReadOrNull(string file)
+    {
+        try
+        {
+            return File.ReadAllText(file);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
         }
     }
 
