@@ -42,6 +42,8 @@ public sealed class PtraceAddressSpace : IAddressSpace
 
     internal bool IsDisposed => Volatile.Read(ref disposed) != 0;
 
+    internal StubThread Leader => leader;
+
     /// <inheritdoc/>
     /// <exception cref="ArgumentOutOfRangeException">The range is not page-aligned or reaches <see cref="PtracePlatform.MaxUserAddress"/>.</exception>
     /// <exception cref="ErrnoException">The host mmap failed (e.g. ENOMEM when the host's map count limit is reached).</exception>

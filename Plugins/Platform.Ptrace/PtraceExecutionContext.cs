@@ -179,13 +179,22 @@ public sealed unsafe class PtraceExecutionContext : IExecutionContext
         }
     }
 
-    /// <summary>Reads the program's FP/SSE/AVX state (PTRACE_GETREGSET NT_X86_XSTATE) into <see cref="CpuState.ExtendedState"/>.</summary>
+    /// <summary>
+    /// Reads the program's FP/SSE/AVX state (PTRACE_GETREGSET NT_X86_XSTATE) into <see cref="CpuState.ExtendedState"/>.
+    /// A dirty image (changed by the Sentry, e.g. copied from a parent by <see cref="CpuState.CopyFrom"/>) is
+    /// written to the thread first, so the Sentry's changes are never lost.
+    /// </summary>
     /// <exception cref="ArgumentException">The buffer is smaller than <see cref="PtracePlatform.ExtendedStateSize"/>.</exception>
     public void LoadExtendedState(CpuState state)
     {
         ArgumentNullException.ThrowIfNull(state);
         EnsureTracer();
         CheckExtendedStateSize(state);
+        if (state.ExtendedStateDirty)
+        {
+            WriteExtendedState(state);
+        }
+
         fixed (byte* buffer = state.ExtendedState)
         {
             var io = new IoVec { Base = buffer, Length = (nuint)state.ExtendedState.Length };
@@ -371,14 +380,19 @@ public sealed unsafe class PtraceExecutionContext : IExecutionContext
         if (state.ExtendedStateDirty)
         {
             CheckExtendedStateSize(state);
-            fixed (byte* buffer = state.ExtendedState)
-            {
-                var io = new IoVec { Base = buffer, Length = (nuint)state.ExtendedState.Length };
-                thread.Check(LibC.Ptrace(PtraceRequest.SetRegSet, thread.ThreadId, PtraceRequest.NtX86Xstate, (nint)(&io)), "PTRACE_SETREGSET");
-            }
-
-            state.ExtendedStateDirty = false;
+            WriteExtendedState(state);
         }
+    }
+
+    private void WriteExtendedState(CpuState state)
+    {
+        fixed (byte* buffer = state.ExtendedState)
+        {
+            var io = new IoVec { Base = buffer, Length = (nuint)PtracePlatform.ExtendedStateSize };
+            thread.Check(LibC.Ptrace(PtraceRequest.SetRegSet, thread.ThreadId, PtraceRequest.NtX86Xstate, (nint)(&io)), "PTRACE_SETREGSET");
+        }
+
+        state.ExtendedStateDirty = false;
     }
 
     private void ReadRegisters(CpuState state)

@@ -154,3 +154,40 @@ public sealed class CpuStateTests
         });
     }
 }
+
+[TestClass]
+public sealed class ExtendedStateCopyTests
+{
+    [TestMethod]
+    public void CopiedStateIsWrittenBeforeItIsLoaded()
+    {
+        Harness.OnThread(() =>
+        {
+            using var h = new Harness();
+            h.Load(a =>
+            {
+                a.movq(rbx, xmm3);
+                a.syscall();
+            });
+            using var parent = h.Platform.CreateExecutionContext(h.Space);
+            using var child = h.Platform.CreateExecutionContext(h.Space);
+            var parentState = Harness.NewState();
+            parent.LoadExtendedState(parentState);
+            BitConverter.TryWriteBytes(parentState.ExtendedState.AsSpan(160 + (3 * 16)), 0xabcdUL); // xmm3
+            parentState.ExtendedState[512] |= 0b10; // XSTATE_BV: the SSE component is present
+            parentState.ExtendedStateDirty = true;
+            parent.Switch(parentState);
+            Assert.AreEqual(0xabcdUL, parentState.Registers.Rbx);
+
+            // A clone copies the parent's state (dirty); loading it must not lose the copy.
+            var childState = Harness.NewState();
+            childState.CopyFrom(parentState);
+            child.LoadExtendedState(childState);
+            Assert.IsFalse(childState.ExtendedStateDirty);
+            Assert.AreEqual(0xabcdUL, BitConverter.ToUInt64(childState.ExtendedState, 160 + (3 * 16)));
+            childState.Registers.Rip = Harness.CodeAddress;
+            child.Switch(childState);
+            Assert.AreEqual(0xabcdUL, childState.Registers.Rbx);
+        });
+    }
+}

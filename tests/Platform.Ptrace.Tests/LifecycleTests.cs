@@ -134,6 +134,42 @@ public sealed class LifecycleTests
     }
 
     [TestMethod]
+    public void WaitOnADeadLeaderDoesNotHangWhileAnotherTracerIsBusy()
+    {
+        using var h = new Harness();
+        h.Load(a => a.syscall());
+        var context = h.Platform.CreateExecutionContext(h.Space);
+        using var adopted = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var tracer = new Thread(() =>
+        {
+            context.Switch(Harness.NewState());
+            adopted.Set();
+            release.Wait(); // busy elsewhere: never waits for its stub thread
+            context.Dispose();
+        })
+        { IsBackground = true };
+        tracer.Start();
+        adopted.Wait();
+        int pid = h.Space.StubProcessId;
+
+        kill(pid, SIGKILL);
+
+        // The kernel holds the dead leader back until the other thread is reaped; the watchdog reaps it.
+        try
+        {
+            Harness.OnThread(() => Assert.IsTrue(h.Space.Leader.Wait().Signaled), timeoutSeconds: 20);
+        }
+        finally
+        {
+            release.Set();
+            tracer.Join();
+        }
+
+        Assert.IsFalse(Directory.Exists($"/proc/{pid}"));
+    }
+
+    [TestMethod]
     public void SwitchFromAnotherThreadIsRejected()
     {
         using var h = new Harness();

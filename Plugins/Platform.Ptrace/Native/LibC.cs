@@ -19,7 +19,7 @@ internal static unsafe partial class LibC
     public const int WNOHANG = 1, WALL = 0x40000000;
 
     public const uint MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2, MFD_EXEC = 0x10;
-    public const int F_ADD_SEALS = 1033, F_DUPFD_CLOEXEC = 1030;
+    public const int F_ADD_SEALS = 1033, F_DUPFD_CLOEXEC = 1030, O_CLOEXEC = 0x80000;
     public const int F_SEAL_SEAL = 1, F_SEAL_SHRINK = 2, F_SEAL_GROW = 4, F_SEAL_WRITE = 8;
 
     public const short POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08, POSIX_SPAWN_SETSID = 0x80;
@@ -53,6 +53,12 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Lib, EntryPoint = "write", SetLastError = true)]
     public static partial nint Write(int fd, byte* buffer, nuint count);
+
+    [LibraryImport(Lib, EntryPoint = "pipe2", SetLastError = true)]
+    public static partial int Pipe2(int* fds, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "read", SetLastError = true)]
+    public static partial nint Read(int fd, byte* buffer, nuint count);
 
     [LibraryImport(Lib, EntryPoint = "fcntl", SetLastError = true)]
     public static partial int Fcntl(int fd, int command, long argument);

@@ -3,12 +3,14 @@ using System.Buffers.Binary;
 namespace AppKernel.Platform.Ptrace.Stub;
 
 /// <summary>
-/// The stub's seccomp filter: a classic BPF program that lets a host syscall through only when it
-/// comes from the stub's injection gadget and is one the platform injects, or is pause() from the
-/// park loop. A call from elsewhere is
-/// refused with SIGSYS (SECCOMP_RET_TRAP: never executed); a call from the gadget that is not one the
-/// platform injects kills the stub process. Program syscalls never reach it: under PTRACE_SYSEMU the syscall-entry stop
-/// happens and the call is skipped before seccomp runs.
+/// The stub's seccomp filter: a classic BPF program keyed on where a syscall comes from. From the
+/// injection gadget, only the calls the platform injects; from the park loop, only pause(); from
+/// the end of the setup, only close_range(1, ...); from the setup-failure exit, only exit_group.
+/// A wrong call from one of those sites kills the stub process. A call from anywhere else is
+/// refused with SIGSYS (SECCOMP_RET_TRAP: never executed), which the tracer turns into a fault:
+/// the only such calls are the host's vsyscall emulation (a program calling the [vsyscall] page,
+/// which seccomp sees but ptrace does not). Program syscalls never reach the filter: under
+/// PTRACE_SYSEMU the syscall-entry stop happens and the call is skipped before seccomp runs.
 /// </summary>
 internal static class SeccompFilter
 {
@@ -26,8 +28,8 @@ internal static class SeccompFilter
     /// <summary>The host syscalls the platform injects.</summary>
     public const int SysMmap = 9, SysMprotect = 10, SysMunmap = 11, SysClone = 56, SysExit = 60;
 
-    /// <summary>The park loop's syscall.</summary>
-    public const int SysPause = 34;
+    /// <summary>The stub's own syscalls after the filter is in place.</summary>
+    public const int SysPause = 34, SysExitGroup = 231, SysCloseRange = 436;
 
     /// <summary>The only mmap flags allowed: a shared fixed mapping of the memory file.</summary>
     public const uint MmapFlags = 0x01 | 0x10; // MAP_SHARED | MAP_FIXED
@@ -37,11 +39,13 @@ internal static class SeccompFilter
         0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM
 
     /// <summary>Builds the filter as the bytes of a <c>struct sock_filter</c> array.</summary>
-    public static byte[] Build(ulong gadgetReturn, ulong parkReturn)
+    public static byte[] Build(StubSites sites)
     {
-        if ((gadgetReturn >> 32) != (parkReturn >> 32))
+        uint high = (uint)(sites.GadgetReturn >> 32);
+        if (sites != default &&
+            ((sites.ParkReturn >> 32) != high || (sites.CloseReturn >> 32) != high || (sites.ExitReturn >> 32) != high))
         {
-            throw new ArgumentException("the gadget and the park loop must share the high half of their address");
+            throw new ArgumentException("the stub's syscall sites must share the high half of their address", nameof(sites));
         }
 
         var p = new Program();
@@ -50,15 +54,14 @@ internal static class SeccompFilter
         p.Load(OffsetArch);
         p.JumpUnless(AuditArchX86_64, "kill");
 
-        // Only from the gadget: seccomp sees the address after the syscall instruction. From
-        // anywhere else the call is refused with SIGSYS, which the tracer turns into a fault: the
-        // only such calls are the host kernel's vsyscall emulation (a program calling the
-        // [vsyscall] page, which seccomp sees but ptrace does not).
+        // Dispatch on the call site (seccomp sees the address after the syscall instruction).
         p.Load(OffsetIpHigh);
-        p.JumpUnless((uint)(gadgetReturn >> 32), "trap");
+        p.JumpUnless(high, "trap");
         p.Load(OffsetIpLow);
-        p.JumpIf((uint)parkReturn, "park");
-        p.JumpUnless((uint)gadgetReturn, "trap");
+        p.JumpIf((uint)sites.ParkReturn, "park");
+        p.JumpIf((uint)sites.CloseReturn, "close");
+        p.JumpIf((uint)sites.ExitReturn, "exit");
+        p.JumpUnless((uint)sites.GadgetReturn, "trap");
 
         // From the gadget: only the injected calls.
         p.Load(OffsetNr);
@@ -87,6 +90,20 @@ internal static class SeccompFilter
         p.Label("park");
         p.Load(OffsetNr);
         p.JumpUnless(SysPause, "kill");
+        p.Ret(RetAllow);
+
+        // From the end of the setup: only close_range from fd 1 up.
+        p.Label("close");
+        p.Load(OffsetNr);
+        p.JumpUnless(SysCloseRange, "kill");
+        p.Load(OffsetArgs);
+        p.JumpUnless(1, "kill");
+        p.Ret(RetAllow);
+
+        // From the setup-failure exit: only exit_group.
+        p.Label("exit");
+        p.Load(OffsetNr);
+        p.JumpUnless(SysExitGroup, "kill");
         p.Ret(RetAllow);
 
         p.Label("trap");

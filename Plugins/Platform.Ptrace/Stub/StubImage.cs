@@ -5,14 +5,15 @@ namespace AppKernel.Platform.Ptrace.Stub;
 
 /// <summary>
 /// The stub program: machine code assembled here with Iced and packaged as a tiny static ELF.
-/// At start it ties its life to the Sentry, closes every inherited fd but the memory file,
-/// installs the seccomp filter and spins in its park loop until the platform seizes it.
+/// At start it ties its life to the Sentry, installs the seccomp filter, closes every inherited
+/// fd but the memory file (which tells the launcher, through a pipe, that setup is done) and
+/// sleeps in its park loop until the platform seizes it.
 /// </summary>
 internal static class StubImage
 {
-    private const int SysExitGroup = 231, SysGetPpid = 110, SysPrctl = 157, SysSetrlimit = 160, SysSeccomp = 317, SysCloseRange = 436;
-    private const int RlimitCore = 4;
+    private const int SysGetPpid = 110, SysPrctl = 157, SysSetrlimit = 160, SysSeccomp = 317;
     private const int PrSetPdeathsig = 1, PrSetName = 15, PrSetNoNewPrivs = 38, SeccompSetModeFilter = 1;
+    private const int RlimitCore = 4;
 
     /// <summary>The exit status the stub ends with when a setup step fails (base + step).</summary>
     public const int SetupFailureBase = 100;
@@ -22,22 +23,37 @@ internal static class StubImage
     [
         "prctl(PR_SET_PDEATHSIG)",
         "the parent check (the Sentry's control thread ended before the stub started)",
-        "close_range (closing inherited file descriptors)",
         "setrlimit(RLIMIT_CORE)",
         "prctl(PR_SET_NO_NEW_PRIVS)",
         "seccomp(SECCOMP_SET_MODE_FILTER) (seccomp filters unavailable?)",
+        "close_range (closing inherited file descriptors)",
     ];
 
-    /// <summary>Builds the ELF file of the stub for a Sentry whose process id is <paramref name="parentPid"/>.</summary>
-    public static byte[] Build(int parentPid)
+    /// <summary>Builds the stub for a Sentry whose process id is <paramref name="parentPid"/>.</summary>
+    public static StubProgram Build(int parentPid)
     {
-        byte[] filter = SeccompFilter.Build(StubLayout.GadgetReturn, StubLayout.ParkReturn);
+        // The filter needs the addresses of the setup's last syscalls, and sits after all code:
+        // assemble once with a placeholder filter of the same length, then with the real one.
+        var sites = Assemble(parentPid, SeccompFilter.Build(default)).Sites;
+        var program = Assemble(parentPid, SeccompFilter.Build(sites));
+        if (program.Sites != sites)
+        {
+            throw new InvalidOperationException("the stub's layout changed between assembly passes");
+        }
+
+        return program;
+    }
+
+    private static StubProgram Assemble(int parentPid, byte[] filter)
+    {
         var a = new Assembler(64);
         var park = a.CreateLabel("park");
         var entry = a.CreateLabel("entry");
         var filterLabel = a.CreateLabel("filter");
-        var die = a.CreateLabel("die");
         var nameLabel = a.CreateLabel("name");
+        var closeReturn = a.CreateLabel("closeReturn");
+        var die = a.CreateLabel("die");
+        var dieReturn = a.CreateLabel("dieReturn");
         var failures = new Label[SetupSteps.Length];
         for (int i = 0; i < failures.Length; i++)
         {
@@ -64,7 +80,7 @@ internal static class StubImage
         a.lea(rsi, __[nameLabel]);
         a.syscall();
 
-        // Setup, step 0: die with the control thread that spawned us: prctl(PR_SET_PDEATHSIG, SIGKILL).
+        // Step 0: die with the control thread that spawned us: prctl(PR_SET_PDEATHSIG, SIGKILL).
         a.mov(eax, SysPrctl);
         a.mov(edi, PrSetPdeathsig);
         a.mov(esi, 9);
@@ -78,17 +94,8 @@ internal static class StubImage
         a.cmp(eax, parentPid);
         a.jne(failures[1]);
 
-        // Step 2: hold no host fd but the memory file at fd 0: close_range(1, ~0U, 0).
-        a.mov(eax, SysCloseRange);
-        a.mov(edi, 1);
-        a.mov(esi, -1);
-        a.xor(edx, edx);
-        a.syscall();
-        a.test(rax, rax);
-        a.jnz(failures[2]);
-
-        // Step 3: no core dumps (a seccomp kill is SIGSYS, a core-dumping signal, and the stub's
-        // working directory is the Sentry's): setrlimit(RLIMIT_CORE, {0, 0}) from the exec stack.
+        // Step 2: no core dumps (a seccomp kill is SIGSYS, a core-dumping signal, and a core file
+        // would land somewhere on the host): setrlimit(RLIMIT_CORE, {0, 0}) from the exec stack.
         a.push(0);
         a.push(0);
         a.mov(eax, SysSetrlimit);
@@ -96,9 +103,9 @@ internal static class StubImage
         a.mov(rsi, rsp);
         a.syscall();
         a.test(rax, rax);
-        a.jnz(failures[3]);
+        a.jnz(failures[2]);
 
-        // Step 4: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), required for an unprivileged filter.
+        // Step 3: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), required for an unprivileged filter.
         a.mov(eax, SysPrctl);
         a.mov(edi, PrSetNoNewPrivs);
         a.mov(esi, 1);
@@ -107,9 +114,9 @@ internal static class StubImage
         a.xor(r8d, r8d);
         a.syscall();
         a.test(rax, rax);
-        a.jnz(failures[4]);
+        a.jnz(failures[3]);
 
-        // Step 5: seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog), with the struct sock_fprog
+        // Step 4: seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog), with the struct sock_fprog
         // { len, filter } built on the exec stack (the code page is not writable).
         a.lea(rax, __[filterLabel]);
         a.push(rax);
@@ -120,12 +127,21 @@ internal static class StubImage
         a.mov(rdx, rsp);
         a.syscall();
         a.test(rax, rax);
-        a.jnz(failures[5]);
+        a.jnz(failures[4]);
 
-        // Done: wait to be seized.
+        // Step 5, last: hold no host fd but the memory file at fd 0: close_range(1, ~0U, 0), which
+        // the filter allows from here alone. Closing fd 1, the launcher's pipe, tells it we are done.
+        a.mov(eax, SeccompFilter.SysCloseRange);
+        a.mov(edi, 1);
+        a.mov(esi, -1);
+        a.xor(edx, edx);
+        a.syscall();
+        a.Label(ref closeReturn);
+        a.test(rax, rax);
+        a.jnz(failures[5]);
         a.jmp(park);
 
-        // A failed step exits with status SetupFailureBase + step (no filter yet, so exit_group works).
+        // A failed step exits with status SetupFailureBase + step (the filter allows exit_group from here).
         for (int i = 0; i < failures.Length; i++)
         {
             a.Label(ref failures[i]);
@@ -134,8 +150,9 @@ internal static class StubImage
         }
 
         a.Label(ref die);
-        a.mov(eax, SysExitGroup);
+        a.mov(eax, SeccompFilter.SysExitGroup);
         a.syscall();
+        a.Label(ref dieReturn);
         a.ud2();
 
         // The seccomp filter (read by the kernel from this page), and the process name.
@@ -152,6 +169,23 @@ internal static class StubImage
             throw new InvalidOperationException("the stub's code does not fit its fixed layout");
         }
 
-        return ElfImage.Build(code.ToArray(), StubLayout.Base, result.GetLabelRIP(entry));
+        var sites = new StubSites(
+            StubLayout.GadgetReturn,
+            StubLayout.ParkReturn,
+            result.GetLabelRIP(closeReturn),
+            result.GetLabelRIP(failures[0]), // the setup's tail ends where the failure exits begin
+            result.GetLabelRIP(dieReturn));
+        return new StubProgram(ElfImage.Build(code.ToArray(), StubLayout.Base, result.GetLabelRIP(entry)), sites);
     }
 }
+
+/// <summary>The addresses after the stub's syscall instructions (what seccomp sees), and the end of the setup.</summary>
+/// <param name="GadgetReturn">After the injection gadget's syscall.</param>
+/// <param name="ParkReturn">After the park loop's pause().</param>
+/// <param name="CloseReturn">After the setup's last syscall, close_range; from here to <paramref name="SetupTailEnd"/> the stub only checks the result and jumps to the park loop.</param>
+/// <param name="SetupTailEnd">The end of the setup's tail.</param>
+/// <param name="ExitReturn">After the setup-failure exit_group.</param>
+internal readonly record struct StubSites(ulong GadgetReturn, ulong ParkReturn, ulong CloseReturn, ulong SetupTailEnd, ulong ExitReturn);
+
+/// <summary>The stub's ELF file and where its syscall sites are.</summary>
+internal sealed record StubProgram(byte[] Elf, StubSites Sites);

@@ -6,20 +6,24 @@ namespace AppKernel.Platform.Ptrace.Stub;
 /// <summary>
 /// Starts stub processes: the stub ELF lives in a sealed memfd, each stub is started with
 /// posix_spawn (never System.Diagnostics.Process, whose SIGCHLD reaping would eat ptrace stops),
-/// seized, and stripped of every host mapping but its code page.
+/// seized once its setup is done, and stripped of every host mapping but its code page.
 /// </summary>
 internal sealed unsafe class StubLauncher : IDisposable
 {
     /// <summary>Options of every stub thread the platform traces.</summary>
     public const long TraceOptions = PtraceRequest.OptionExitKill | PtraceRequest.OptionTraceSysGood;
 
+    private const int ReadyPipeDescriptor = 1;
+
     private readonly int imageFd;
     private readonly byte[] path;
+    private readonly StubSites sites;
 
     /// <summary>Writes the stub image into a sealed memfd; must run on the thread that will spawn stubs.</summary>
     public StubLauncher()
     {
-        byte[] image = StubImage.Build(LibC.GetPid());
+        var program = StubImage.Build(LibC.GetPid());
+        sites = program.Sites;
         int fd = LibC.MemfdCreate("appkernel-stub", LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING | LibC.MFD_EXEC);
         if (fd < 0 && LibC.Errno == LibC.EINVAL)
         {
@@ -31,17 +35,11 @@ internal sealed unsafe class StubLauncher : IDisposable
             throw new PlatformUnavailableException($"memfd_create for the ptrace stub failed: {LibC.Describe(LibC.Errno)}");
         }
 
-        if (fd < 3)
-        {
-            // posix_spawn dup2s the memory file to fd 0 before exec; keep the image out of its way.
-            int moved = LibC.Fcntl(fd, LibC.F_DUPFD_CLOEXEC, 3);
-            LibC.Close(fd);
-            fd = moved;
-        }
+        fd = AboveStandardDescriptors(fd);
 
-        fixed (byte* p = image)
+        fixed (byte* p = program.Elf)
         {
-            if (LibC.Write(fd, p, (nuint)image.Length) != image.Length)
+            if (LibC.Write(fd, p, (nuint)program.Elf.Length) != program.Elf.Length)
             {
                 int errno = LibC.Errno;
                 LibC.Close(fd);
@@ -55,33 +53,53 @@ internal sealed unsafe class StubLauncher : IDisposable
     }
 
     /// <summary>
-    /// Starts a stub holding <paramref name="memoryFd"/> as its fd 0, seizes it (the calling thread
-    /// becomes its tracer and its parent), waits until it is parked, and unmaps everything but
-    /// the stub's page. Throws <see cref="PlatformUnavailableException"/> naming the failed step.
+    /// Starts a stub holding <paramref name="memoryFd"/> as its fd 0, waits (blocked, no polling) until
+    /// its setup is done, seizes it (the calling thread becomes its tracer and is its parent), and
+    /// unmaps everything but the stub's page. Throws <see cref="PlatformUnavailableException"/> naming
+    /// the failed step.
     /// </summary>
     public StubThread Launch(int memoryFd)
     {
-        int pid = Spawn(memoryFd);
+        int* ready = stackalloc int[2];
+        if (LibC.Pipe2(ready, LibC.O_CLOEXEC) != 0)
+        {
+            throw new PlatformUnavailableException($"pipe2 for the ptrace stub failed: {LibC.Describe(LibC.Errno)}");
+        }
+
+        ready[0] = AboveStandardDescriptors(ready[0]);
+        ready[1] = AboveStandardDescriptors(ready[1]);
+
+        int pid;
+        try
+        {
+            pid = Spawn(memoryFd, ready[1]);
+        }
+        finally
+        {
+            LibC.Close(ready[1]);
+        }
+
         var leader = new StubThread(pid, pid);
         try
         {
+            // The stub closes its end of the pipe as the last step of its setup (or by dying).
+            WaitForEndOfFile(ready[0]);
             if (LibC.Ptrace(PtraceRequest.Seize, pid, 0, (nint)(TraceOptions | PtraceRequest.OptionTraceClone)) != 0)
             {
                 int errno = LibC.Errno;
-                if (errno == LibC.ESRCH)
+                int status;
+                if (LibC.WaitPid(pid, &status, LibC.WALL | LibC.WNOHANG) == pid)
                 {
-                    // It ended before we could seize it: its exit status names the failed setup step.
-                    var status = leader.Wait();
-                    throw new PlatformUnavailableException(DescribeSetupFailure(status));
+                    leader.Reaped = true;
+                    throw new PlatformUnavailableException(DescribeSetupFailure(new WaitStatus(status)));
                 }
 
                 throw new PlatformUnavailableException(
-                    $"ptrace(PTRACE_SEIZE) of the stub process failed: {LibC.Describe(errno)}. " +
-                    "ptrace is forbidden here: check Yama (/proc/sys/kernel/yama/ptrace_scope), a seccomp profile of the host " +
-                    "or container that blocks ptrace, or a missing CAP_SYS_PTRACE.");
+                    $"ptrace(PTRACE_SEIZE) of the stub process failed: {LibC.Describe(errno)}; ptrace is forbidden here " +
+                    $"({DescribePtraceRestrictions()})");
             }
 
-            WaitUntilParked(leader);
+            StopParked(leader);
 
             // The exec stack, [vdso] and [vvar] go: the program's address space holds only what the Sentry maps.
             Unmap(leader, 0, StubLayout.Base);
@@ -92,6 +110,10 @@ internal sealed unsafe class StubLauncher : IDisposable
         {
             KillAndReap(leader);
             throw;
+        }
+        finally
+        {
+            LibC.Close(ready[0]);
         }
     }
 
@@ -112,61 +134,96 @@ internal sealed unsafe class StubLauncher : IDisposable
 
     public void Dispose() => LibC.Close(imageFd);
 
+    /// <summary>posix_spawn dup2s onto fds 0 and 1 before exec: keep our own fds out of their way (a host with stdin closed).</summary>
+    private static int AboveStandardDescriptors(int fd)
+    {
+        if (fd is < 0 or >= 3)
+        {
+            return fd;
+        }
+
+        int moved = LibC.Fcntl(fd, LibC.F_DUPFD_CLOEXEC, 3);
+        LibC.Close(fd);
+        return moved;
+    }
+
+    private static void WaitForEndOfFile(int fd)
+    {
+        byte buffer;
+        while (true)
+        {
+            nint read = LibC.Read(fd, &buffer, 1);
+            if (read == 0 || (read < 0 && LibC.Errno != LibC.EINTR))
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stops the seized stub, which is at most a few instructions from (or asleep in) its park loop.
+    /// </summary>
+    private void StopParked(StubThread leader)
+    {
+        LibC.Ptrace(PtraceRequest.Interrupt, leader.ThreadId, 0, 0);
+        var status = leader.Wait();
+        for (int attempt = 0; status.Stopped && attempt < 1000; attempt++)
+        {
+            leader.GetRegisters(out var registers);
+            bool parked = registers.Rip >= StubLayout.Park && registers.Rip <= StubLayout.Park + StubLayout.ParkLength;
+            bool finishing = registers.Rip >= sites.CloseReturn && registers.Rip < sites.SetupTailEnd && registers.Rax == 0;
+            if (status.Event == PtraceRequest.EventStop && (parked || finishing))
+            {
+                leader.Template = registers;
+                return;
+            }
+
+            // Not at the end of a successful setup: a failing stub exits; let it run, and look again.
+            leader.Resume(PtraceRequest.Cont);
+            Thread.Sleep(1);
+            LibC.Ptrace(PtraceRequest.Interrupt, leader.ThreadId, 0, 0);
+            status = leader.Wait();
+        }
+
+        throw new PlatformUnavailableException(
+            status.Stopped ? "the ptrace stub did not reach its park loop" : DescribeSetupFailure(status));
+    }
+
     private static void Unmap(StubThread leader, ulong address, ulong length)
     {
-        long result = leader.Inject(Stub.SeccompFilter.SysMunmap, address, length);
+        long result = leader.Inject(SeccompFilter.SysMunmap, address, length);
         if (result != 0)
         {
             throw new PlatformUnavailableException($"removing the stub's host mappings failed: {LibC.Describe((int)-result)}");
         }
     }
 
-    /// <summary>
-    /// Waits until the seized stub sleeps in its park loop. It is never stopped before: an interrupt
-    /// right after each resume would stop it before it executes a single instruction.
-    /// </summary>
-    private static void WaitUntilParked(StubThread leader)
+    /// <summary>What can forbid ptrace on this host, with the values found.</summary>
+    private static string DescribePtraceRestrictions()
     {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int round = 0; clock.Elapsed < TimeSpan.FromSeconds(10); round++)
+        string yama = ReadOrNull("/proc/sys/kernel/yama/ptrace_scope")?.Trim() ?? "absent";
+        string? status = ReadOrNull("/proc/self/status");
+        string seccomp = status?.Split('\n').FirstOrDefault(l => l.StartsWith("Seccomp:", StringComparison.Ordinal))?[8..].Trim() ?? "unknown";
+        string filtered = seccomp == "2"
+            ? "this process runs under a seccomp filter (Seccomp: 2), e.g. a container profile that may block ptrace"
+            : $"this process's seccomp mode is {seccomp}";
+        return $"Yama ptrace_scope is {yama}; {filtered}; a container may also lack CAP_SYS_PTRACE";
+    }
+
+    private static string? ReadOrNull(string file)
+    {
+        try
         {
-            char state = StubThread.SchedulerState(leader.ProcessId, leader.ThreadId);
-            if (state is 'Z' or 'X')
-            {
-                // Setup failed: its exit status names the step.
-                throw new PlatformUnavailableException(DescribeSetupFailure(leader.Wait()));
-            }
-
-            if (state == 'S')
-            {
-                LibC.Ptrace(PtraceRequest.Interrupt, leader.ThreadId, 0, 0);
-                var status = leader.Wait();
-                if (!status.Stopped)
-                {
-                    throw new PlatformUnavailableException(DescribeSetupFailure(status));
-                }
-
-                leader.GetRegisters(out var registers);
-                if (registers.Rip >= StubLayout.Park && registers.Rip <= StubLayout.Park + StubLayout.ParkLength)
-                {
-                    leader.Template = registers;
-                    return;
-                }
-
-                leader.Resume(PtraceRequest.Cont); // asleep somewhere else in setup: let it go on
-            }
-
-            if (round < 1000)
-            {
-                Thread.SpinWait(100);
-            }
-            else
-            {
-                Thread.Sleep(1);
-            }
+            return File.ReadAllText(file);
         }
-
-        throw new PlatformUnavailableException("the ptrace stub did not reach its park loop within 10 s");
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private static string DescribeSetupFailure(WaitStatus status)
@@ -180,7 +237,7 @@ internal sealed unsafe class StubLauncher : IDisposable
             }
         }
 
-        if (status.Signaled && status.TermSignal == 31)
+        if (status.Signaled && status.TermSignal == LibC.SIGSYS)
         {
             return "the ptrace stub was killed by seccomp during setup (a host seccomp profile forbids its setup syscalls)";
         }
@@ -188,7 +245,7 @@ internal sealed unsafe class StubLauncher : IDisposable
         return $"the ptrace stub {status.DescribeEnd()} during setup";
     }
 
-    private int Spawn(int memoryFd)
+    private int Spawn(int memoryFd, int readyFd)
     {
         // glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336; leave room.
         byte* actions = stackalloc byte[512];
@@ -208,18 +265,18 @@ internal sealed unsafe class StubLauncher : IDisposable
         argv[1] = null;
         byte** envp = stackalloc byte*[1];
         envp[0] = null;
+        byte* root = stackalloc byte[2];
+        root[0] = (byte)'/';
+        root[1] = 0;
 
         LibC.PosixSpawnFileActionsInit(actions);
         LibC.PosixSpawnAttrInit(attributes);
         try
         {
-            // The memory file becomes fd 0 (dup2 clears close-on-exec); the stub closes all others.
+            // The memory file becomes fd 0 and the ready pipe fd 1 (dup2 clears close-on-exec); the
+            // stub closes every fd from 1 up. Its working directory is /, not a host directory of ours.
             int error = LibC.PosixSpawnFileActionsAddDup2(actions, memoryFd, StubLayout.MemoryFileDescriptor);
-
-            // Nor does it keep a host directory as its working directory.
-            byte* root = stackalloc byte[2];
-            root[0] = (byte)'/';
-            root[1] = 0;
+            error = error != 0 ? error : LibC.PosixSpawnFileActionsAddDup2(actions, readyFd, ReadyPipeDescriptor);
             error = error != 0 ? error : LibC.PosixSpawnFileActionsAddChdir(actions, root);
 
             // Nothing blocked (the interrupt signal must get through), default dispositions, own session.
