@@ -2,18 +2,23 @@ using AppKernel;
 using AppKernel.Runner;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 
 // appkernel: runs a program inside an AppKernel sandbox, like `runsc do`.
 // Exit status: the program's own, 128+N when signal N killed it, 125 for the runner's own
 // failures, 127 when the program does not exist and 126 when it cannot be executed.
 
-const string DemoScript =
-    "echo \"== uname -a\"; uname -a; " +
-    "echo \"== id\"; id; " +
-    "echo \"== ls /\"; ls /; " +
-    "echo \"== a file written and read back\"; echo 'hello from inside the sandbox' > /tmp/greeting; cat /tmp/greeting; " +
-    "echo \"== ps-like view of /proc\"; ls /proc | head -5";
+// The demo: several programs, one after another, in one sandbox (they share its /tmp).
+string[][] demo =
+[
+    ["/bin/uname", "-a"],
+    ["/usr/bin/id"],
+    ["/bin/ls", "/"],
+    ["/bin/sh", "-c", "echo 'hello from inside the sandbox' > /tmp/greeting"],
+    ["/bin/cat", "/tmp/greeting"],
+    ["/bin/cat", "/proc/self/status"],
+];
 
 try
 {
@@ -21,8 +26,9 @@ try
     if (args.Length == 0)
     {
         options = new RunnerOptions();
-        options.Command.AddRange(["/bin/sh", "-c", DemoScript]);
-        Console.Error.WriteLine("appkernel: no command given; running a demo in a sandbox (see 'appkernel do --help')");
+        options.Command.AddRange(demo[0]);
+        options.Demo = demo;
+        Console.Error.WriteLine("appkernel: no command given; running a demo in a sandbox (see 'appkernel --help')");
     }
     else if (args[0] is "--help" or "-h" or "help" || (args[0] == "do" && args.Length > 1 && args[1] is "--help" or "-h"))
     {
@@ -53,8 +59,12 @@ static async Task<int> Run(RunnerOptions options)
     services.AddLogging(logging =>
     {
         // Everything the runner logs goes to stderr: stdout belongs to the program.
-        logging.AddSimpleConsole(console => console.SingleLine = true);
-        logging.AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
+        logging.AddConsole(console =>
+        {
+            console.FormatterName = PlainConsoleFormatter.FormatterName;
+            console.LogToStandardErrorThreshold = LogLevel.Trace;
+        });
+        logging.AddConsoleFormatter<PlainConsoleFormatter, ConsoleFormatterOptions>();
         logging.SetMinimumLevel(options.Strace ? LogLevel.Information : LogLevel.Warning);
     });
     var builder = services.AddAppKernel(o =>
@@ -107,24 +117,45 @@ static async Task<int> Run(RunnerOptions options)
         await using var provider = services.BuildServiceProvider();
         var factory = provider.GetRequiredService<ISandboxFactory>();
         await using var sandbox = await factory.CreateAsync();
-        var spec = new ProcessSpec(options.Command[0], [.. options.Command.Skip(1)]) { Stdio = StdioMode.Inherit };
-        ISandboxProcess process;
-        try
+        int result = 0;
+        foreach (var command in options.Demo ?? [[.. options.Command]])
         {
-            process = await sandbox.StartAsync(spec);
-        }
-        catch (SandboxStartException e)
-        {
-            Console.Error.WriteLine($"appkernel: {e.Message}");
-            return e.Errno == Errno.ENOENT ? 127 : 126;
+            if (options.Demo is not null)
+            {
+                Console.WriteLine($"$ {string.Join(' ', command)}");
+            }
+
+            var spec = new ProcessSpec(command[0], [.. command.Skip(1)]) { Stdio = StdioMode.Inherit };
+            ISandboxProcess process;
+            try
+            {
+                process = await sandbox.StartAsync(spec);
+            }
+            catch (SandboxStartException e)
+            {
+                Console.Error.WriteLine($"appkernel: {e.Message}");
+                return e.Errno == Errno.ENOENT ? 127 : 126;
+            }
+
+            var status = await process.WaitForExitAsync();
+            result = status.ShellStatus;
+            if (options.Demo is not null && result != 0)
+            {
+                break;
+            }
         }
 
-        var status = await process.WaitForExitAsync();
-        return status.ShellStatus;
+        return result;
     }
     catch (Exception e) when (e is OptionsValidationException or SandboxConfigurationException or AppKernel.Platform.PlatformUnavailableException or SandboxFailedException)
     {
         Console.Error.WriteLine($"appkernel: {e.Message}");
+        return 125;
+    }
+    catch (Exception e)
+    {
+        // Anything else is a bug in the runner or the kernel: one line, the status of a runner failure.
+        Console.Error.WriteLine($"appkernel: internal error: {e.GetType().Name}: {e.Message}");
         return 125;
     }
 }

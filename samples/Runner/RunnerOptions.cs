@@ -26,4 +26,7 @@ internal sealed class RunnerOptions
     public List<int> AllowBind { get; } = new();
 
     public List<string> Command { get; } = new();
+
+    /// <summary>The demo's commands when the runner was started without arguments.</summary>
+    public string[][]? Demo { get; set; }
 }
