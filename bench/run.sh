@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmarks AppKernel against native (and runsc and proot when installed): medians of several
+# runs and ratios against native. Timings live here, never in tests.
+#   bench/run.sh [runs]        (default 5 runs per figure)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-5}
+out=artifacts/bench
+mkdir -p "$out"
+
+echo "building the runner (Release, ReadyToRun) and the benchmark programs..." >&2
+dotnet publish samples/Runner -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o "$out/appkernel" >/dev/null
+for p in bench/programs/*.c; do gcc -O2 -static -o "$out/$(basename "${p%.c}")" "$p"; done
+data="$out/data-64m.bin"
+[ -f "$data" ] || head -c $((64 << 20)) /dev/urandom > "$data"
+
+appkernel="$out/appkernel/appkernel"
+here=$(pwd)
+declare -A runners=([native]="" [appkernel]="$appkernel do --")
+command -v runsc >/dev/null && runners[runsc]="runsc --platform=ptrace --network=none --rootless do"
+command -v proot >/dev/null && runners[proot]="proot -r /"
+order=(native appkernel runsc proot)
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) {print "n/a"} else if (NR % 2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
+
+# measure NAME UNIT COMMAND... : median of the number each run prints
+measure() {
+  local runner=$1; shift
+  for _ in $(seq "$runs"); do ${runners[$runner]} "$@" 2>/dev/null | tail -n 1 || true; done | median
+}
+
+# wall-clock milliseconds of a command, median
+wall() {
+  local runner=$1; shift
+  for _ in $(seq "$runs"); do
+    local start end
+    start=$(date +%s%N)
+    ${runners[$runner]} "$@" >/dev/null 2>&1 || true
+    end=$(date +%s%N)
+    echo $(( (end - start) / 1000000 ))
+  done | median
+}
+
+printf "%-28s" "figure (median of $runs)"
+for r in "${order[@]}"; do [ -n "${runners[$r]+x}" ] && printf "%16s" "$r"; done
+echo
+row() {
+  local name=$1 kind=$2; shift 2
+  local base=""
+  printf "%-28s" "$name"
+  for r in "${order[@]}"; do
+    [ -n "${runners[$r]+x}" ] || continue
+    local v
+    if [ "$kind" = wall ]; then v=$(wall "$r" "$@"); else v=$(measure "$r" "$@"); fi
+    [ "$r" = native ] && base=$v
+    if [ "$r" != native ] && [ "$v" != n/a ] && [ -n "$base" ]; then
+      printf "%16s" "$v ($(awk -v a="$v" -v b="$base" 'BEGIN {printf "%.1fx", a / b}'))"
+    else
+      printf "%16s" "$v"
+    fi
+  done
+  echo
+}
+
+row "getppid round trip (ns)" value "$here/$out/getppid" 200000
+row "open+close (ns)" value "$here/$out/openclose" 20000 /etc/passwd
+row "1 MiB reads (MiB/s)" value "$here/$out/readmib" "$here/$data" 4
+row "startup of /bin/true (ms)" wall /bin/true
