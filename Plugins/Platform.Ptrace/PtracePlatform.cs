@@ -45,7 +45,21 @@ public sealed class PtracePlatform : IPlatform
     public bool PinThreadsToCpus { get; set; } = true;
 
     /// <inheritdoc/>
+    /// <remarks>The probe (a throwaway stub) runs once per platform instance; later calls return at once.</remarks>
     public void EnsureAvailable()
+    {
+        if (Volatile.Read(ref available))
+        {
+            return;
+        }
+
+        Probe();
+        Volatile.Write(ref available, true);
+    }
+
+    private bool available;
+
+    private void Probe()
     {
         if (!OperatingSystem.IsLinux())
         {

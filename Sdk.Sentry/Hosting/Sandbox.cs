@@ -61,7 +61,9 @@ internal sealed class Sandbox : ISandbox
         try
         {
             var vfs = new VirtualFileSystem();
-            fileSystems = SandboxFileSystems.Mount(options, vfs, memory, services, logger);
+            fileSystems = SandboxFileSystems.Start(options, logger);
+            platform.EnsureAvailable();
+            fileSystems.MountRoot(options, vfs, memory);
             var kernel = new Kernel.Kernel(options, id, platform, memory, services.Dispatcher, vfs, loggerFactory);
             fileSystems.MountStandard(kernel, options, services, logger);
             return new Sandbox(options, kernel, fileSystems, memory, logger);

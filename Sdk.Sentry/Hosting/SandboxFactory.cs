@@ -34,9 +34,9 @@ internal sealed class SandboxFactory : ISandboxFactory
         string platformName = validator.ResolvePlatformName(effective)!;
         effective.Platform = platformName;
         IPlatform platform = services.GetPlatform(platformName);
-        platform.EnsureAvailable();
 
-        // Starting the Gofer and mounting filesystems block on a child process: keep that off the caller's thread.
+        // Starting the Gofer and mounting filesystems block on a child process: keep that off the
+        // caller's thread. The platform check runs there too, while the Gofer starts.
         return Task.Run<ISandbox>(() => Sandbox.Create(effective, platform, services, loggerFactory), cancellationToken);
     }
 }

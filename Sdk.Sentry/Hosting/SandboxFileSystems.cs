@@ -22,7 +22,8 @@ internal sealed class SandboxFileSystems : IDisposable
 
     private SandboxFileSystems(GoferConnection gofer) => this.gofer = gofer;
 
-    public static SandboxFileSystems Mount(SandboxOptions options, VirtualFileSystem vfs, MemoryFile memory, SentryServices services, ILogger logger)
+    /// <summary>Starts the Gofer; it comes up while the caller does other work (the first request waits for it).</summary>
+    public static SandboxFileSystems Start(SandboxOptions options, ILogger logger)
     {
         // The Gofer serves the root and every bind mount; nothing else of the host is reachable.
         var roots = new List<GoferRoot> { new(Path.GetFullPath(options.RootFs), options.RootFsMode != RootFsMode.ReadWrite) };
@@ -32,21 +33,17 @@ internal sealed class SandboxFileSystems : IDisposable
             roots.Add(new GoferRoot(Path.GetFullPath(bind.Source), bind.ReadOnly));
         }
 
-        var gofer = GoferLauncher.Start(roots, null, logger);
-        try
-        {
-            var lower = new GoferFileSystem(gofer, 0, memory, readOnly: options.RootFsMode != RootFsMode.ReadWrite);
-            IFileSystem root = options.RootFsMode == RootFsMode.Overlay
-                ? new OverlayFileSystem(lower, new TmpfsFileSystem(memory))
-                : lower;
-            vfs.MountRoot(root, options.RootFs, readOnly: options.RootFsMode == RootFsMode.ReadOnly);
-            return new SandboxFileSystems(gofer);
-        }
-        catch
-        {
-            gofer.Dispose();
-            throw;
-        }
+        return new SandboxFileSystems(GoferLauncher.Start(roots, null, logger));
+    }
+
+    /// <summary>Mounts the root: the Gofer's, read-only under a tmpfs overlay by default.</summary>
+    public void MountRoot(SandboxOptions options, VirtualFileSystem vfs, MemoryFile memory)
+    {
+        var lower = new GoferFileSystem(gofer, 0, memory, readOnly: options.RootFsMode != RootFsMode.ReadWrite);
+        IFileSystem root = options.RootFsMode == RootFsMode.Overlay
+            ? new OverlayFileSystem(lower, new TmpfsFileSystem(memory))
+            : lower;
+        vfs.MountRoot(root, options.RootFs, readOnly: options.RootFsMode == RootFsMode.ReadOnly);
     }
 
     /// <summary>The mounts that need the kernel (procfs) and the options' extra mounts.</summary>

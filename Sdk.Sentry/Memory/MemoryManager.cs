@@ -160,6 +160,18 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     private void UnmapLocked(ulong address, ulong length)
     {
         ulong end = address + length;
+
+        // Shared file pages reach the file when they are unmapped, as msync would make them.
+        foreach (var v in vmas.Overlapping(address, end))
+        {
+            if (v.Value is { Shared: true, Mappable: { } mappable })
+            {
+                ulong s = Math.Max(v.Start, address);
+                ulong e = Math.Min(v.End, end);
+                mappable.PagesWritten(v.Value.FileOffset + (long)(s - v.Start), (long)(e - s));
+            }
+        }
+
         bool any = vmas.Overlaps(address, end);
         var removedPmas = pmas.Remove(address, end);
         if (any || removedPmas.Count > 0)

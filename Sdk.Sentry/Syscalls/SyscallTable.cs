@@ -38,8 +38,11 @@ internal sealed class SyscallTable : ISyscallTable
         int count = SyscallNames.Count;
         var table = new SyscallEntry?[count];
 
-        foreach (var method in typeof(SyscallTable).Assembly.GetTypes()
-                     .SelectMany(t => t.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic)))
+        // Handlers live in the *Syscalls classes of this namespace (one per family); scanning only
+        // those keeps composition fast.
+        var families = typeof(SyscallTable).Assembly.GetTypes()
+            .Where(t => t.Namespace == typeof(SyscallTable).Namespace && t.Name.EndsWith("Syscalls", StringComparison.Ordinal));
+        foreach (var method in families.SelectMany(t => t.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic)))
         {
             foreach (var attribute in method.GetCustomAttributes<SyscallAttribute>())
             {

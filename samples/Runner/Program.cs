@@ -147,7 +147,8 @@ static async Task<int> Run(RunnerOptions options)
 
         return result;
     }
-    catch (Exception e) when (e is OptionsValidationException or SandboxConfigurationException or AppKernel.Platform.PlatformUnavailableException or SandboxFailedException)
+    catch (Exception e) when (e is OptionsValidationException or SandboxConfigurationException or AppKernel.Platform.PlatformUnavailableException
+                                   or SandboxFailedException or AppKernel.Gofer.GoferException)
     {
         Console.Error.WriteLine($"appkernel: {e.Message}");
         return 125;

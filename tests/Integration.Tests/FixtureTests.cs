@@ -13,6 +13,7 @@ public sealed class FixtureTests
             {
                 yield return [platform[0], fixture];
                 yield return [platform[0], fixture + ".static"];
+                yield return [platform[0], fixture + ".static-pie"];
             }
         }
     }

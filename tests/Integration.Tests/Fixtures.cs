@@ -16,7 +16,8 @@ internal static class Fixtures
     /// <summary>The path of fixture <paramref name="name"/> ("fileio" or "fileio.static"), built if needed.</summary>
     public static string Path(string name)
     {
-        string source = System.IO.Path.Combine(Repository.Root, "tests", "fixtures", name.Replace(".static", "") + ".c");
+        string baseName = name.Replace(".static-pie", "").Replace(".static", "").Replace(".badinterp", "");
+        string source = System.IO.Path.Combine(Repository.Root, "tests", "fixtures", baseName + ".c");
         string output = System.IO.Path.Combine(Directory, name);
         lock (Gate)
         {
@@ -28,11 +29,19 @@ internal static class Fixtures
             System.IO.Directory.CreateDirectory(Directory);
             if (!File.Exists(output) || File.GetLastWriteTimeUtc(output) < File.GetLastWriteTimeUtc(source))
             {
-                bool isStatic = name.EndsWith(".static", StringComparison.Ordinal);
                 var arguments = new List<string> { "-O2", "-w", "-o", output, source };
-                if (isStatic)
+                if (name.EndsWith(".static-pie", StringComparison.Ordinal))
+                {
+                    arguments.InsertRange(0, ["-static-pie", "-fPIE"]);
+                }
+                else if (name.EndsWith(".static", StringComparison.Ordinal))
                 {
                     arguments.Insert(0, "-static");
+                }
+                else if (name.EndsWith(".badinterp", StringComparison.Ordinal))
+                {
+                    // A dynamic executable whose interpreter does not exist: execve gives ENOENT.
+                    arguments.Insert(0, "-Wl,--dynamic-linker=/lib64/appkernel-no-such-ld.so");
                 }
 
                 var gcc = Process.Start(new ProcessStartInfo("gcc", arguments) { RedirectStandardError = true })!;
