@@ -99,33 +99,96 @@ internal sealed class Kernel : IDisposable
     public KernelTask CreateProcess(ThreadGroup? parent, FdTable fds, FsContext fs, Credentials credentials, SignalHandlers handlers, ResourceLimits limits)
     {
         int maxTasks = Options.Limits.Tasks ?? PidNamespace.PidMax;
-        int pid = Pids.Allocate(maxTasks);
-        var group = new ThreadGroup(this, pid, parent, handlers, limits);
-        var task = new KernelTask(this, group, pid, fds, fs, credentials);
-        group.Leader = task;
-        group.AddTask(task);
         lock (Pids.Gate)
         {
+            int pid = Pids.Allocate(maxTasks);
+            var group = new ThreadGroup(this, pid, parent, handlers, limits);
+            var task = new KernelTask(this, group, pid, fds, fs, credentials);
+            group.Leader = task;
+            group.AddTask(task);
             parent?.Children.Add(group);
             liveProcesses++;
+            Pids.AddGroup(group);
+            Pids.AddTask(task);
+            return task;
         }
-
-        Pids.AddGroup(group);
-        Pids.AddTask(task);
-        return task;
     }
 
-    /// <summary>Called when a process's last task has gone.</summary>
-    public void ProcessExited(ThreadGroup group)
+    /// <summary>A new thread in <paramref name="group"/> (clone with CLONE_THREAD).</summary>
+    public KernelTask CreateThread(ThreadGroup group, FdTable fds, FsContext fs, Credentials credentials)
+    {
+        int maxTasks = Options.Limits.Tasks ?? PidNamespace.PidMax;
+        lock (Pids.Gate)
+        {
+            int tid = Pids.Allocate(maxTasks);
+            var task = new KernelTask(this, group, tid, fds, fs, credentials);
+            group.AddTask(task);
+            Pids.AddTask(task);
+            return task;
+        }
+    }
+
+    /// <summary>
+    /// Called when a process's last task has gone: its children go to the nearest subreaper or
+    /// init, and it becomes a zombie for its parent to reap (or is reaped at once when there is
+    /// no parent in the sandbox or the parent ignores SIGCHLD).
+    /// </summary>
+    public void ProcessFinished(ThreadGroup group)
     {
         bool last;
         lock (Pids.Gate)
         {
-            group.Parent?.Children.Remove(group);
+            var heir = FindReaper(group);
+            foreach (var child in group.Children)
+            {
+                child.Parent = heir;
+                heir?.Children.Add(child);
+                foreach (var task in child.Tasks)
+                {
+                    if (task.ParentDeathSignal != 0)
+                    {
+                        task.SendSignal(SignalInfo.Kernel(task.ParentDeathSignal));
+                    }
+                }
+            }
+
+            var zombies = group.Children.Where(c => c.State == ProcessState.Zombie).ToList();
+            group.Children.Clear();
+            if (heir is null)
+            {
+                foreach (var zombie in zombies)
+                {
+                    Reap(zombie);
+                }
+            }
+
+            var parent = group.Parent;
+            var action = parent?.Handlers.Get(Signals.SIGCHLD) ?? default;
+            bool autoReap = parent is null || action.Handler == Signals.SIG_IGN || (action.Flags & Signals.SA_NOCLDWAIT) != 0;
+            if (autoReap)
+            {
+                parent?.Children.Remove(group);
+                Reap(group);
+            }
+            else
+            {
+                group.State = ProcessState.Zombie;
+            }
+
             last = --liveProcesses == 0;
+            foreach (var zombie in heir is null ? [] : zombies)
+            {
+                NotifyParent(zombie, 0, 0);
+            }
         }
 
-        Pids.RemoveGroup(group);
+        if (group.Parent is not null)
+        {
+            var status = group.ExitStatus!.Value;
+            NotifyParent(group, status.ExitCode is not null ? Signals.CLD_EXITED : status.CoreDumped ? Signals.CLD_DUMPED : Signals.CLD_KILLED,
+                status.ExitCode ?? status.Signal ?? 0);
+        }
+
         if (group.Pid == 1)
         {
             // Init's death takes the whole PID namespace with it.
@@ -136,6 +199,67 @@ internal sealed class Kernel : IDisposable
         {
             allExited.TrySetResult();
         }
+    }
+
+    /// <summary>Tells a process's parent about a change: SIGCHLD (or the chosen exit signal) and a wake-up for waiters.</summary>
+    public void NotifyParent(ThreadGroup child, int code, int status)
+    {
+        ThreadGroup? parent;
+        lock (Pids.Gate)
+        {
+            parent = child.Parent;
+        }
+
+        if (parent is null)
+        {
+            return;
+        }
+
+        Interlocked.Increment(ref parent.ChildEventGeneration);
+        parent.ChildEvents.Notify(AppKernel.Vfs.PollEvents.All);
+        if (code == 0)
+        {
+            return;
+        }
+
+        int signal = code is Signals.CLD_STOPPED or Signals.CLD_CONTINUED ? Signals.SIGCHLD : child.ExitSignal;
+        var action = parent.Handlers.Get(Signals.SIGCHLD);
+        if (signal == 0 || (signal == Signals.SIGCHLD && code is Signals.CLD_STOPPED or Signals.CLD_CONTINUED && (action.Flags & Signals.SA_NOCLDSTOP) != 0))
+        {
+            return;
+        }
+
+        var leader = child.Leader;
+        var info = new SignalInfo
+        {
+            Signo = signal,
+            Code = code,
+            Pid = child.Pid,
+            Uid = leader?.Credentials.RealUid ?? 0,
+            Status = status,
+        };
+        Syscalls.SignalSyscalls.SendToGroup(parent, info);
+    }
+
+    /// <summary>Removes a finished process for good: its pid becomes free.</summary>
+    public void Reap(ThreadGroup group)
+    {
+        group.State = ProcessState.Reaped;
+        Pids.RemoveGroup(group);
+    }
+
+    private ThreadGroup? FindReaper(ThreadGroup dying)
+    {
+        for (var ancestor = dying.Parent; ancestor is not null; ancestor = ancestor.Parent)
+        {
+            if (ancestor.ChildSubreaper && ancestor.State == ProcessState.Running && !ancestor.Exiting)
+            {
+                return ancestor;
+            }
+        }
+
+        var init = Pids.FindGroup(1);
+        return init is not null && init != dying && init.State == ProcessState.Running ? init : null;
     }
 
     /// <summary>A bug or platform failure in a task: record the diagnostic and bring the whole sandbox down (never the host).</summary>

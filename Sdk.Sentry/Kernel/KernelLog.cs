@@ -7,4 +7,7 @@ internal static partial class KernelLog
 {
     [LoggerMessage(Level = LogLevel.Warning, Message = "task {Tid}: execve of {Path} failed past the point of no return ({Errno}); the process is killed")]
     public static partial void LogExecFailure(this ILogger logger, int tid, string path, Errno errno);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "task {Tid}: clone failed in the platform: {Reason}")]
+    public static partial void LogCloneFailure(this ILogger logger, int tid, string reason);
 }

@@ -1,6 +1,7 @@
 using AppKernel.Platform;
 using AppKernel.Sentry.Abi;
 using AppKernel.Syscalls;
+using AppKernel.Vfs;
 
 namespace AppKernel.Sentry.Kernel;
 
@@ -57,6 +58,12 @@ internal sealed partial class KernelTask
             }
 
             DeliverSignals();
+            if (Group.Stopped)
+            {
+                ParkWhileStopped();
+                continue;
+            }
+
             if (killed)
             {
                 return;
@@ -76,6 +83,28 @@ internal sealed partial class KernelTask
                     break;
                 case SwitchReason.Interrupted:
                     break;
+            }
+        }
+    }
+
+    /// <summary>A job-control stop: the thread sleeps (holding no CPU) until SIGCONT or death.</summary>
+    private void ParkWhileStopped()
+    {
+        var group = Group;
+        while (group.Stopped && !killed)
+        {
+            wake.Reset();
+            group.StopQueue.Register(this, PollEvents.All);
+            try
+            {
+                if (group.Stopped && !killed)
+                {
+                    wake.Wait(100);
+                }
+            }
+            finally
+            {
+                group.StopQueue.Unregister(this);
             }
         }
     }
@@ -163,6 +192,7 @@ internal sealed partial class KernelTask
         }
         finally
         {
+            VforkDone?.Set();
             Context?.Dispose();
             Context = null;
             Fs = null!;

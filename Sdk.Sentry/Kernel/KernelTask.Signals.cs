@@ -30,6 +30,8 @@ internal sealed partial class KernelTask
             return;
         }
 
+        PrepareJobControl(Group, info.Signo);
+
         if (Group.Ignores(info.Signo) && (SignalMask & Signals.Bit(info.Signo)) == 0)
         {
             return; // discarded at generation, as Linux does for ignored unblocked signals
@@ -37,6 +39,34 @@ internal sealed partial class KernelTask
 
         Pending.Enqueue(info);
         Wake();
+    }
+
+    /// <summary>
+    /// What sending a job-control signal does at once, before delivery (signal(7)): SIGCONT resumes a
+    /// stopped process and cancels pending stop signals; a stop signal cancels a pending SIGCONT.
+    /// </summary>
+    public static void PrepareJobControl(ThreadGroup group, int signal)
+    {
+        const ulong stopSignals = (1UL << (Signals.SIGSTOP - 1)) | (1UL << (Signals.SIGTSTP - 1)) |
+                                  (1UL << (Signals.SIGTTIN - 1)) | (1UL << (Signals.SIGTTOU - 1));
+        if (signal == Signals.SIGCONT)
+        {
+            group.SharedPending.Discard(stopSignals);
+            foreach (var task in group.Tasks)
+            {
+                task.Pending.Discard(stopSignals);
+            }
+
+            group.Continue();
+        }
+        else if ((Signals.Bit(signal) & stopSignals) != 0)
+        {
+            group.SharedPending.Discard(Signals.Bit(Signals.SIGCONT));
+            foreach (var task in group.Tasks)
+            {
+                task.Pending.Discard(Signals.Bit(Signals.SIGCONT));
+            }
+        }
     }
 
     /// <summary>A signal the CPU raised for this thread: if blocked or ignored, Linux resets it to the default so the fault cannot loop.</summary>
@@ -78,8 +108,9 @@ internal sealed partial class KernelTask
                     case DefaultAction.Ignore or DefaultAction.Continue:
                         continue;
                     case DefaultAction.Stop:
-                        // Job-control stops arrive with the processes work; until then a stop signal is ignored.
-                        continue;
+                        Group.BeginStop(signal);
+                        SettleRestart(handlerRuns: false, 0);
+                        return;
                     case DefaultAction.Terminate or DefaultAction.Core:
                         Group.BeginExit(ExitStatus.Killed(signal, Signals.DefaultActionOf(signal) == DefaultAction.Core));
                         return;

@@ -41,7 +41,8 @@ internal sealed partial class KernelTask : ISyscallContext, ITaskInfo, IEventLis
 
     public ThreadGroup Group { get; }
 
-    public int Tid { get; }
+    /// <summary>The thread id; a thread that execs in a multithreaded process takes over the leader's.</summary>
+    public int Tid { get; set; }
 
     public CpuState Cpu { get; }
 

@@ -1,11 +1,21 @@
 using AppKernel.Sentry.Abi;
 using AppKernel.Sentry.Memory;
+using AppKernel.Vfs;
 
 namespace AppKernel.Sentry.Kernel;
 
+/// <summary>The life of a process: running, exited and waiting to be reaped (a zombie), or gone.</summary>
+internal enum ProcessState
+{
+    Running,
+    Zombie,
+    Reaped,
+}
+
 /// <summary>
 /// A process: the tasks that share a pid (thread group), its memory, signal dispositions,
-/// shared pending signals, limits, process group and session, and its exit status.
+/// shared pending signals, limits, process group and session, its children, job-control
+/// state and its exit status. The process tree is guarded by <see cref="PidNamespace.Gate"/>.
 /// </summary>
 internal sealed class ThreadGroup
 {
@@ -27,9 +37,16 @@ internal sealed class ThreadGroup
 
     public int Pid { get; }
 
+    /// <summary>The parent process; null for processes the host started (the host reaps them).</summary>
     public ThreadGroup? Parent { get; set; }
 
+    /// <summary>Children, running or zombie (guarded by the PID namespace's gate).</summary>
     public List<ThreadGroup> Children { get; } = new();
+
+    /// <summary>The signal the parent gets when this process ends (SIGCHLD for fork; clone chooses).</summary>
+    public int ExitSignal { get; set; } = Signals.SIGCHLD;
+
+    public ProcessState State { get; set; } = ProcessState.Running;
 
     public object Gate => tasks;
 
@@ -45,6 +62,9 @@ internal sealed class ThreadGroup
 
     public string ExecutablePath { get; set; } = "";
 
+    /// <summary>True once the process called execve (setpgid on it then gives EACCES).</summary>
+    public bool HasExecuted { get; set; }
+
     /// <summary>prctl(PR_SET_DUMPABLE).</summary>
     public bool Dumpable { get; set; } = true;
 
@@ -57,6 +77,25 @@ internal sealed class ThreadGroup
     /// <summary>Signals pending for the whole process.</summary>
     public SignalQueue SharedPending { get; } = new();
 
+    /// <summary>Announces changes of this process's children (exit, stop, continue) to waiters in wait4/waitid.</summary>
+    public WaitQueue ChildEvents { get; } = new();
+
+    /// <summary>Counts child events, so a waiter can tell that something changed.</summary>
+    public int ChildEventGeneration;
+
+    // Job control: a group stop parks every task until SIGCONT.
+    public bool Stopped { get; private set; }
+
+    public int StopSignal { get; private set; }
+
+    /// <summary>The stop (or continue) has been reported by wait with WUNTRACED (or WCONTINUED).</summary>
+    public bool StopReported { get; set; }
+
+    public bool ContinuedPending { get; set; }
+
+    /// <summary>Where stopped tasks wait to be continued.</summary>
+    public WaitQueue StopQueue { get; } = new();
+
     /// <summary>The status the process ends with, once a group exit began.</summary>
     public ExitStatus? ExitStatus { get; private set; }
 
@@ -67,6 +106,9 @@ internal sealed class ThreadGroup
 
     /// <summary>The task whose tid equals the pid.</summary>
     public KernelTask? Leader { get; set; }
+
+    /// <summary>A thread is taking over the process in execve: the others are leaving.</summary>
+    public KernelTask? ExecutingTask { get; set; }
 
     public KernelTask[] Tasks
     {
@@ -79,11 +121,22 @@ internal sealed class ThreadGroup
         }
     }
 
+    public int TaskCount
+    {
+        get
+        {
+            lock (tasks)
+            {
+                return tasks.Count;
+            }
+        }
+    }
+
     public void AddTask(KernelTask task)
     {
         lock (tasks)
         {
-            if (Exiting)
+            if (Exiting || ExecutingTask is not null)
             {
                 throw ErrnoException.Of(Errno.EAGAIN);
             }
@@ -101,12 +154,11 @@ internal sealed class ThreadGroup
         KernelTask[] victims;
         lock (tasks)
         {
-            if (ExitStatus is not null)
+            if (ExitStatus is null)
             {
-                return;
+                ExitStatus = status;
             }
 
-            ExitStatus = status;
             victims = [.. tasks];
         }
 
@@ -114,6 +166,9 @@ internal sealed class ThreadGroup
         {
             task.Kill();
         }
+
+        // A stopped process must wake up to die.
+        StopQueue.Notify(PollEvents.All);
     }
 
     /// <summary>Called by each task as it leaves; the last one finishes the process.</summary>
@@ -130,18 +185,93 @@ internal sealed class ThreadGroup
             }
         }
 
-        if (last)
+        if (!last)
         {
-            Finish();
+            // An execve waiting for the other threads to leave is told one has.
+            lock (tasks)
+            {
+                Monitor.PulseAll(tasks);
+            }
+
+            return;
+        }
+
+        Memory?.RemoveUser();
+        Memory = null;
+        Kernel.ProcessFinished(this);
+        exited.TrySetResult(ExitStatus!.Value);
+    }
+
+    /// <summary>execve in a multithreaded process: every other thread ends, then the caller is alone.</summary>
+    public void KillOtherThreads(KernelTask survivor)
+    {
+        KernelTask[] others;
+        lock (tasks)
+        {
+            ExecutingTask = survivor;
+            others = tasks.Where(t => t != survivor).ToArray();
+        }
+
+        foreach (var other in others)
+        {
+            other.Kill();
+        }
+
+        lock (tasks)
+        {
+            while (tasks.Count > 1)
+            {
+                Monitor.Wait(tasks, 50);
+            }
+
+            ExecutingTask = null;
         }
     }
 
-    private void Finish()
+    /// <summary>A stop signal's default action: every task parks, the parent hears of it.</summary>
+    public void BeginStop(int signal)
     {
-        Memory?.Dispose();
-        Memory = null;
-        Kernel.ProcessExited(this);
-        exited.TrySetResult(ExitStatus!.Value);
+        lock (tasks)
+        {
+            if (Exiting || Stopped)
+            {
+                return;
+            }
+
+            Stopped = true;
+            StopSignal = signal;
+            StopReported = false;
+            ContinuedPending = false;
+        }
+
+        foreach (var task in Tasks)
+        {
+            task.Wake();
+        }
+
+        Kernel.NotifyParent(this, Signals.CLD_STOPPED, signal);
+    }
+
+    /// <summary>SIGCONT (at the moment it is sent): a stopped process runs again and its parent hears of it.</summary>
+    public void Continue()
+    {
+        bool wasStopped;
+        lock (tasks)
+        {
+            wasStopped = Stopped;
+            Stopped = false;
+            if (wasStopped)
+            {
+                ContinuedPending = true;
+                StopReported = false;
+            }
+        }
+
+        if (wasStopped)
+        {
+            StopQueue.Notify(PollEvents.All);
+            Kernel.NotifyParent(this, Signals.CLD_CONTINUED, Signals.SIGCONT);
+        }
     }
 
     /// <summary>The wait status word (for wait4 and SIGCHLD's si_status).</summary>

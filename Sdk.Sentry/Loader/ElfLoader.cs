@@ -181,7 +181,7 @@ internal static class ElfLoader
         task.Context = context;
         task.Group.Memory = mm;
         oldContext?.Dispose();
-        oldMm?.Dispose();
+        oldMm?.RemoveUser();
 
         var layout = Layout(kernel, mm);
         mm.StackLimit = task.Group.Limits.Get(ResourceLimits.STACK).Current;
@@ -220,7 +220,12 @@ internal static class ElfLoader
         task.Fds.CloseOnExecute();
         task.AltStack = new Abi.LinuxStack { Flags = Abi.Signals.SS_DISABLE };
         task.RestartBlock = null;
+        group.HasExecuted = true;
+        task.ClearChildTid = 0;
         plan.Dispose();
+
+        // A vfork parent may run again: the child no longer uses its memory.
+        task.ReleaseVforkParent();
     }
 
     private readonly record struct AddressLayout(ulong StackTop, ulong PieBase);

@@ -59,6 +59,19 @@ internal static class ExecSyscalls
         }
 
         var plan = ElfLoader.Prepare(t, context, path, argv, envp);
+        if (t.Group.TaskCount > 1)
+        {
+            // execve in a multithreaded process: the other threads end, and the caller takes the leader's id.
+            t.Group.KillOtherThreads(t);
+            if (t.Tid != t.Group.Pid)
+            {
+                t.Kernel.Pids.RemoveTask(t);
+                t.Tid = t.Group.Pid;
+                t.Kernel.Pids.AddTask(t);
+                t.Group.Leader = t;
+            }
+        }
+
         try
         {
             ElfLoader.Commit(t, plan);

@@ -99,6 +99,68 @@ internal static class ProcessSyscalls
     [Syscall(124)]
     public static SyscallResult Getsid(ISyscallContext c) => SyscallResult.Ok(FindGroup(c).Session);
 
+    [Syscall(109)]
+    public static SyscallResult Setpgid(ISyscallContext c)
+    {
+        var t = c.Task();
+        int pid = (int)c.Arguments.A0;
+        int pgid = (int)c.Arguments.A1;
+        if (pgid < 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        var pids = t.Kernel.Pids;
+        lock (pids.Gate)
+        {
+            var target = pid == 0 ? t.Group : pids.FindGroup(pid);
+            if (target is null || (target != t.Group && target.Parent != t.Group))
+            {
+                return SyscallResult.Error(Errno.ESRCH);
+            }
+
+            if (target != t.Group && target.HasExecuted)
+            {
+                return SyscallResult.Error(Errno.EACCES);
+            }
+
+            if (target.Session != t.Group.Session || target.Session == target.Pid)
+            {
+                // A child in another session, or a session leader, cannot change group.
+                return SyscallResult.Error(Errno.EPERM);
+            }
+
+            int group = pgid == 0 ? target.Pid : pgid;
+            if (group != target.Pid && !pids.Groups().Any(g => g.ProcessGroup == group && g.Session == t.Group.Session))
+            {
+                return SyscallResult.Error(Errno.EPERM);
+            }
+
+            target.ProcessGroup = group;
+            return SyscallResult.Zero;
+        }
+    }
+
+    [Syscall(112)]
+    public static SyscallResult Setsid(ISyscallContext c)
+    {
+        var t = c.Task();
+        var pids = t.Kernel.Pids;
+        lock (pids.Gate)
+        {
+            var group = t.Group;
+            // A process group leader cannot start a session, nor anyone whose pid names a group.
+            if (group.ProcessGroup == group.Pid || pids.Groups().Any(g => g.ProcessGroup == group.Pid))
+            {
+                return SyscallResult.Error(Errno.EPERM);
+            }
+
+            group.Session = group.Pid;
+            group.ProcessGroup = group.Pid;
+            return SyscallResult.Ok(group.Pid);
+        }
+    }
+
     private static ThreadGroup FindGroup(ISyscallContext c)
     {
         var t = c.Task();

@@ -220,6 +220,12 @@ internal static class SignalSyscalls
             return SyscallResult.Zero;
         }
 
+        // Init only gets the signals it installed a handler for (SIGKILL and SIGSTOP included: never).
+        if (group.Pid == 1 && group.Handlers.Get(info.Signo).Handler is Signals.SIG_DFL or Signals.SIG_IGN)
+        {
+            return SyscallResult.Zero;
+        }
+
         SendToGroup(group, info);
         return SyscallResult.Zero;
     }
@@ -233,6 +239,7 @@ internal static class SignalSyscalls
             return;
         }
 
+        KernelTask.PrepareJobControl(group, info.Signo);
         if (group.Ignores(info.Signo))
         {
             return;
