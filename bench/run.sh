@@ -17,7 +17,7 @@ data="$out/data-64m.bin"
 appkernel="$out/appkernel/appkernel"
 here=$(pwd)
 declare -A runners=([native]="" [appkernel]="$appkernel do --")
-command -v runsc >/dev/null && runners[runsc]="runsc --platform=ptrace --network=none --rootless do"
+command -v runsc >/dev/null && runners[runsc]="runsc --platform=ptrace --network=none do"
 command -v proot >/dev/null && runners[proot]="proot -r /"
 order=(native appkernel runsc proot)
 

@@ -20,4 +20,11 @@ public interface ISandboxProcess : IAsyncDisposable
 
     /// <summary>Sends SIGKILL to the process.</summary>
     void Kill();
+
+    /// <summary>
+    /// Sends signal <paramref name="signal"/> (1-64) to the process, as a sender outside the sandbox:
+    /// it is handled, ignored or takes its default action as for any process (init included, so a
+    /// runner's Ctrl-C reaches the program).
+    /// </summary>
+    void Signal(int signal);
 }

@@ -37,6 +37,13 @@ internal sealed class SandboxProcess : ISandboxProcess
 
     public void Kill() => group.BeginExit(ExitStatus.Killed(Abi.Signals.SIGKILL));
 
+    public void Signal(int signal)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(signal, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(signal, Abi.Signals.NSIG);
+        Syscalls.SignalSyscalls.SendToGroup(group, SignalInfo.User(signal, pid: 0, uid: 0));
+    }
+
     public async ValueTask DisposeAsync()
     {
         Kill();

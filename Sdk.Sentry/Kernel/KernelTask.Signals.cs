@@ -112,7 +112,8 @@ internal sealed partial class KernelTask
                         SettleRestart(handlerRuns: false, 0);
                         return;
                     case DefaultAction.Terminate or DefaultAction.Core:
-                        Group.BeginExit(ExitStatus.Killed(signal, Signals.DefaultActionOf(signal) == DefaultAction.Core));
+                        // No core file is ever written, so WCOREDUMP stays clear (as on Linux with RLIMIT_CORE 0).
+                        Group.BeginExit(ExitStatus.Killed(signal));
                         return;
                 }
             }
@@ -209,7 +210,7 @@ internal sealed partial class KernelTask
         {
             // The frame cannot be written (bad stack): Linux kills with SIGSEGV.
             Group.Handlers.Set(Signals.SIGSEGV, default);
-            Group.BeginExit(ExitStatus.Killed(Signals.SIGSEGV, coreDumped: true));
+            Group.BeginExit(ExitStatus.Killed(Signals.SIGSEGV));
             return;
         }
 

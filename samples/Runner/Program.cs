@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
+using System.Runtime.InteropServices;
 
 // appkernel: runs a program inside an AppKernel sandbox, like `runsc do`.
 // Exit status: the program's own, 128+N when signal N killed it, 125 for the runner's own
@@ -137,7 +138,32 @@ static async Task<int> Run(RunnerOptions options)
                 return e.Errno == Errno.ENOENT ? 127 : 126;
             }
 
-            var status = await process.WaitForExitAsync();
+            // Signals the runner gets go to the program (Ctrl-C reaches it, as with runsc do).
+            var forwarded = new List<PosixSignalRegistration>();
+            (PosixSignal Host, int Linux)[] signals =
+            [
+                (PosixSignal.SIGHUP, 1), (PosixSignal.SIGINT, 2), (PosixSignal.SIGQUIT, 3), (PosixSignal.SIGTERM, 15),
+                ((PosixSignal)10, 10), ((PosixSignal)12, 12),
+            ];
+            foreach (var (host, linux) in signals)
+            {
+                forwarded.Add(PosixSignalRegistration.Create(host, context =>
+                {
+                    context.Cancel = true;
+                    process.Signal(linux);
+                }));
+            }
+
+            ExitStatus status;
+            try
+            {
+                status = await process.WaitForExitAsync();
+            }
+            finally
+            {
+                forwarded.ForEach(r => r.Dispose());
+            }
+
             result = status.ShellStatus;
             if (options.Demo is not null && result != 0)
             {
