@@ -10,7 +10,7 @@ mkdir -p "$out"
 
 echo "building the runner (Release, ReadyToRun) and the benchmark programs..." >&2
 dotnet publish samples/Runner -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o "$out/appkernel" >/dev/null
-for p in bench/programs/*.c; do gcc -O2 -static -o "$out/$(basename "${p%.c}")" "$p"; done
+for p in bench/programs/*.c; do gcc -O2 -static -pthread -o "$out/$(basename "${p%.c}")" "$p"; done
 data="$out/data-64m.bin"
 [ -f "$data" ] || head -c $((64 << 20)) /dev/urandom > "$data"
 
@@ -66,3 +66,9 @@ row "getppid round trip (ns)" value "$here/$out/getppid" 200000
 row "open+close (ns)" value "$here/$out/openclose" 20000 /etc/passwd
 row "1 MiB reads (MiB/s)" value "$here/$out/readmib" "$here/$data" 4
 row "startup of /bin/true (ms)" wall /bin/true
+row "fork+exit+wait (us)" value "$here/$out/forkwait" 200
+row "fork+exec+wait (us)" value "$here/$out/forkexec" 50
+row "pthread create+join (us)" value "$here/$out/threadjoin" 200
+row "pipe throughput (MiB/s)" value "$here/$out/pipethroughput" 256
+row "futex ping-pong (us)" value "$here/$out/futexpingpong" 2000
+row "sh loop of 200 /bin/true (ms)" wall /bin/sh -c 'for i in $(seq 200); do /bin/true; done' 

@@ -10,4 +10,7 @@ internal static partial class KernelLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "task {Tid}: clone failed in the platform: {Reason}")]
     public static partial void LogCloneFailure(this ILogger logger, int tid, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "task {Tid}: fault at 0x{Address:x} (rip 0x{Rip:x}, si_code {Code}) becomes SIGSEGV")]
+    public static partial void LogFaultSignal(this ILogger logger, int tid, ulong address, ulong rip, int code);
 }

@@ -111,6 +111,9 @@ internal sealed partial class KernelTask
 
     private void HandleSyscall()
     {
+        // Progress: the same fault again later (after another fork, say) is a new fault.
+        lastFaultAddress = 0;
+        repeatedFaults = 0;
         ref var registers = ref Cpu.Registers;
         Number = (int)(long)registers.OrigRax;
         arguments.A0 = registers.Rdi;
@@ -169,6 +172,7 @@ internal sealed partial class KernelTask
         }
 
         repeatedFaults = 0;
+        Kernel.Log.LogFaultSignal(Tid, result.FaultAddress, Cpu.Registers.Rip, code);
         ForceSignal(SignalInfo.Fault(result.Signal == 0 ? Signals.SIGSEGV : result.Signal, code, result.FaultAddress));
     }
 

@@ -161,27 +161,42 @@ internal static class ElfLoader
     {
         var kernel = task.Kernel;
         var platform = kernel.Platform;
-        var addressSpace = platform.CreateAddressSpace(kernel.MemoryFile);
-        IExecutionContext context;
-        MemoryManager mm;
-        try
-        {
-            mm = new MemoryManager(kernel.MemoryFile, addressSpace, platform.MaxUserAddress);
-            context = platform.CreateExecutionContext(addressSpace);
-        }
-        catch
-        {
-            addressSpace.Dispose();
-            throw;
-        }
-
-        // Out with the old image.
-        var oldContext = task.Context;
         var oldMm = task.Group.Memory;
-        task.Context = context;
-        task.Group.Memory = mm;
-        oldContext?.Dispose();
-        oldMm?.RemoveUser();
+        MemoryManager mm;
+        if (oldMm is { IsExclusive: true } && task.Context is not null && task.Group.TaskCount == 1)
+        {
+            // The usual exec: the process is alone in its address space, so the platform's address
+            // space and this thread's context are kept and only emptied (no new stub or vCPU).
+            mm = new MemoryManager(kernel.MemoryFile, oldMm.Detach(), platform.MaxUserAddress);
+            task.Group.Memory = mm;
+        }
+        else
+        {
+            // vfork's child shares its parent's memory: it gets an address space of its own.
+            var addressSpace = platform.CreateAddressSpace(kernel.MemoryFile);
+            IExecutionContext context;
+            try
+            {
+                mm = new MemoryManager(kernel.MemoryFile, addressSpace, platform.MaxUserAddress);
+                context = platform.CreateExecutionContext(addressSpace);
+            }
+            catch
+            {
+                addressSpace.Dispose();
+                throw;
+            }
+
+            var oldContext = task.Context;
+            task.Context = context;
+            task.Group.Memory = mm;
+            oldContext?.Dispose();
+            oldMm?.RemoveUser();
+            if (oldContext is not null)
+            {
+                // The new context must be driven by this thread from now on.
+                context.LoadExtendedState(task.Cpu);
+            }
+        }
 
         var layout = Layout(kernel, mm);
         mm.StackLimit = task.Group.Limits.Get(ResourceLimits.STACK).Current;

@@ -91,6 +91,41 @@ internal sealed partial class MemoryManager
         }
     }
 
+    /// <summary>True when no other process shares this address space (exec may then reuse it).</summary>
+    public bool IsExclusive => Volatile.Read(ref users) == 1;
+
+    /// <summary>
+    /// exec of a process that is alone in its address space: every mapping goes, and the platform's
+    /// address space is handed over for the new image (no new stub process or VM state is made).
+    /// </summary>
+    public IAddressSpace Detach()
+    {
+        lock (gate)
+        {
+            if (users != 1 || disposed)
+            {
+                throw new InvalidOperationException("only an unshared, live address space can be handed over");
+            }
+
+            addressSpace.Unmap(MinMmapAddress, MaxAddress - MinMmapAddress);
+            foreach (var p in pmas.All)
+            {
+                file.DecRef(p.Value.FileOffset, (long)p.Length);
+            }
+
+            foreach (var v in vmas.All)
+            {
+                v.Value.Owner?.DropMappingReference();
+            }
+
+            pmas.Clear();
+            vmas.Clear();
+            disposed = true;
+            users = 0;
+            return addressSpace;
+        }
+    }
+
     /// <summary>Makes every populated area visible in the platform (after <see cref="Fork"/>, on the child's thread).</summary>
     public void MirrorAll()
     {
