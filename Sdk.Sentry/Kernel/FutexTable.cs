@@ -9,23 +9,38 @@ namespace AppKernel.Sentry.Kernel;
 /// </summary>
 internal sealed class FutexTable
 {
-    private readonly Dictionary<(MemoryManager, ulong), Bucket> buckets = new();
+    private readonly Dictionary<(MemoryManager?, ulong), Bucket> buckets = new();
 
     private sealed class Bucket
     {
         public readonly List<Waiter> Waiters = new();
     }
 
-    private sealed class Waiter(uint bitset, (MemoryManager, ulong) key)
+    private sealed class Waiter(uint bitset, (MemoryManager?, ulong) key)
     {
         public readonly uint Bitset = bitset;
-        public (MemoryManager, ulong) Key = key;
+        public (MemoryManager?, ulong) Key = key;
         public readonly WaitQueue Queue = new();
         public volatile bool Woken;
     }
 
+    /// <summary>
+    /// The key of a futex: (address space, address) for private futexes; (none, memory-file offset)
+    /// for a shared mapping, so processes mapping the same memory meet on one futex, as Linux keys
+    /// shared futexes by inode and offset.
+    /// </summary>
+    public static (MemoryManager?, ulong) KeyOf(MemoryManager mm, ulong address, bool isPrivate)
+    {
+        if (!isPrivate && mm.SharedFutexOffset(address) is { } offset)
+        {
+            return (null, (ulong)offset);
+        }
+
+        return (mm, address);
+    }
+
     /// <summary>FUTEX_WAIT(_BITSET): EAGAIN if the word is not <paramref name="expected"/>; ETIMEDOUT at the deadline; ERESTARTSYS on a signal.</summary>
-    public void Wait(KernelTask task, ulong address, uint expected, uint bitset, long deadline)
+    public void Wait(KernelTask task, ulong address, uint expected, uint bitset, long deadline, bool isPrivate = true)
     {
         if (bitset == 0)
         {
@@ -33,7 +48,7 @@ internal sealed class FutexTable
         }
 
         var mm = task.Mm;
-        var key = (mm, address);
+        var key = KeyOf(mm, address, isPrivate);
         var waiter = new Waiter(bitset, key);
         lock (buckets)
         {
@@ -77,12 +92,13 @@ internal sealed class FutexTable
     }
 
     /// <summary>FUTEX_WAKE(_BITSET): wakes up to <paramref name="count"/> waiters whose bitset intersects; returns how many.</summary>
-    public int Wake(MemoryManager mm, ulong address, int count, uint bitset)
+    public int Wake(MemoryManager mm, ulong address, int count, uint bitset, bool isPrivate = true)
     {
         var woken = new List<Waiter>();
+        var key = KeyOf(mm, address, isPrivate);
         lock (buckets)
         {
-            if (!buckets.TryGetValue((mm, address), out var bucket))
+            if (!buckets.TryGetValue(key, out var bucket))
             {
                 return 0;
             }
@@ -113,10 +129,12 @@ internal sealed class FutexTable
     }
 
     /// <summary>FUTEX_REQUEUE/CMP_REQUEUE: wakes some waiters and moves others to another futex.</summary>
-    public int Requeue(MemoryManager mm, ulong address, int wakeCount, ulong target, int requeueCount, uint? expected)
+    public int Requeue(MemoryManager mm, ulong address, int wakeCount, ulong target, int requeueCount, uint? expected, bool isPrivate = true)
     {
         var woken = new List<Waiter>();
         int moved = 0;
+        var key = KeyOf(mm, address, isPrivate);
+        var targetKey = KeyOf(mm, target, isPrivate);
         lock (buckets)
         {
             if (expected is { } value && ReadWord(mm, address) != value)
@@ -124,7 +142,7 @@ internal sealed class FutexTable
                 throw ErrnoException.Of(Errno.EAGAIN);
             }
 
-            if (!buckets.TryGetValue((mm, address), out var bucket))
+            if (!buckets.TryGetValue(key, out var bucket))
             {
                 return 0;
             }
@@ -137,24 +155,24 @@ internal sealed class FutexTable
                     woken.Add(waiter);
                     bucket.Waiters.Remove(waiter);
                 }
-                else if (moved < requeueCount && target != address)
+                else if (moved < requeueCount && targetKey != key)
                 {
                     bucket.Waiters.Remove(waiter);
-                    if (!buckets.TryGetValue((mm, target), out var targetBucket))
+                    if (!buckets.TryGetValue(targetKey, out var targetBucket))
                     {
                         targetBucket = new Bucket();
-                        buckets[(mm, target)] = targetBucket;
+                        buckets[targetKey] = targetBucket;
                     }
 
                     targetBucket.Waiters.Add(waiter);
-                    waiter.Key = (mm, target);
+                    waiter.Key = targetKey;
                     moved++;
                 }
             }
 
             if (bucket.Waiters.Count == 0)
             {
-                buckets.Remove((mm, address));
+                buckets.Remove(key);
             }
         }
 

@@ -39,6 +39,54 @@ internal sealed class Kernel : IDisposable
         BootTime = Now;
         Strace = options.Strace ? new StraceLogger(loggerFactory.CreateLogger("AppKernel.Strace")) : null;
         Poller = new HostPoller();
+        if (options.Limits.MemoryBytes is { } limit)
+        {
+            memoryWatch = new Timer(_ => EnforceMemoryLimit(limit), null, MemoryWatchPeriod, MemoryWatchPeriod);
+        }
+    }
+
+    private static readonly TimeSpan MemoryWatchPeriod = TimeSpan.FromMilliseconds(50);
+    private readonly Timer? memoryWatch;
+    private int oomKills;
+
+    /// <summary>How many processes the sandbox's own OOM killer ended.</summary>
+    public int OomKills => Volatile.Read(ref oomKills);
+
+    /// <summary>
+    /// The sandbox's OOM killer: memory is allocated lazily by the host as pages are touched, so
+    /// allocation alone cannot keep the sandbox under its limit. Past it, the process holding the
+    /// most memory is killed, as Linux's OOM killer would in a cgroup (never the host's killer).
+    /// </summary>
+    private void EnforceMemoryLimit(long limit)
+    {
+        if (MemoryFile.ResidentBytes <= limit)
+        {
+            return;
+        }
+
+        var victim = Pids.Groups()
+            .Where(g => g.State == ProcessState.Running && !g.Exiting && g.Memory is not null)
+            .OrderByDescending(g => g.Memory!.PopulatedBytes)
+            .FirstOrDefault();
+        if (victim is null)
+        {
+            return;
+        }
+
+        OutOfMemory(victim);
+    }
+
+    /// <summary>Kills <paramref name="victim"/> for want of memory (SIGKILL) and counts it.</summary>
+    public void OutOfMemory(ThreadGroup victim)
+    {
+        if (victim.Exiting)
+        {
+            return;
+        }
+
+        Interlocked.Increment(ref oomKills);
+        Log.LogOomKill(victim.Pid, victim.Leader?.Name ?? "", MemoryFile.ResidentBytes, Options.Limits.MemoryBytes ?? 0);
+        victim.BeginExit(ExitStatus.Killed(Signals.SIGKILL));
     }
 
     public SandboxOptions Options { get; }
@@ -283,6 +331,7 @@ internal sealed class Kernel : IDisposable
 
     public void Dispose()
     {
+        memoryWatch?.Dispose();
         KillAll();
         Poller.Dispose();
     }

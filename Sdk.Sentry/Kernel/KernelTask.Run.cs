@@ -146,7 +146,19 @@ internal sealed partial class KernelTask
     private void HandleFault(in SwitchResult result)
     {
         int code = Signals.SEGV_MAPERR;
-        if (Group.Memory is { } mm && mm.HandleFault(result.FaultAddress, result.Access, out code))
+        bool resolved;
+        try
+        {
+            resolved = Group.Memory is { } mm && mm.HandleFault(result.FaultAddress, result.Access, out code);
+        }
+        catch (ErrnoException e) when (e.Errno == Errno.ENOMEM)
+        {
+            // No memory to back the page: the sandbox's OOM killer takes this process, as Linux's would.
+            Kernel.OutOfMemory(Group);
+            return;
+        }
+
+        if (resolved)
         {
             // The fault was resolved; the same fault again and again means the mapping did not take.
             if (result.FaultAddress == lastFaultAddress && Cpu.Registers.Rip == lastFaultRip)

@@ -75,6 +75,24 @@ internal sealed unsafe partial class MemoryManager : IProcessMemory
         }
     }
 
+    /// <summary>
+    /// Where a shared futex lives: for a shared mapping, the memory-file position of the word (the
+    /// same in every process that maps it); for a private one, null (the address space and address key it).
+    /// </summary>
+    public long? SharedFutexOffset(ulong address)
+    {
+        lock (gate)
+        {
+            if (!vmas.TryFind(address, out var vma, out _) || !vma.Value.Shared)
+            {
+                return null;
+            }
+
+            byte* pointer = Translate(address, write: false, out _);
+            return (long)(pointer - file.Pointer(0));
+        }
+    }
+
     /// <summary>Fills program memory with zeros (the tail of a bss page).</summary>
     public void Zero(ulong address, ulong length)
     {

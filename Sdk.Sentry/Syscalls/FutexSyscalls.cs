@@ -20,6 +20,7 @@ internal static class FutexSyscalls
         int command = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
         uint value = (uint)a.A2;
         var futexes = t.Kernel.Futexes;
+        bool isPrivate = (op & FUTEX_PRIVATE_FLAG) != 0;
         if ((op & FUTEX_CLOCK_REALTIME) != 0 && command is not (FUTEX_WAIT or FUTEX_WAIT_BITSET))
         {
             return SyscallResult.Error(Errno.ENOSYS);
@@ -51,7 +52,7 @@ internal static class FutexSyscalls
                 }
 
                 uint bitset = command == FUTEX_WAIT ? uint.MaxValue : (uint)a.A5;
-                futexes.Wait(t, address, value, bitset, deadline);
+                futexes.Wait(t, address, value, bitset, deadline, isPrivate);
                 return SyscallResult.Zero;
             }
 
@@ -68,7 +69,7 @@ internal static class FutexSyscalls
                     return SyscallResult.Error(Errno.EINVAL);
                 }
 
-                return SyscallResult.Ok(futexes.Wake(t.Mm, address, (int)Math.Min(value, int.MaxValue), bitset));
+                return SyscallResult.Ok(futexes.Wake(t.Mm, address, (int)Math.Min(value, int.MaxValue), bitset, isPrivate));
             }
 
             case FUTEX_REQUEUE or FUTEX_CMP_REQUEUE:
@@ -80,18 +81,18 @@ internal static class FutexSyscalls
                 }
 
                 uint? expected = command == FUTEX_CMP_REQUEUE ? (uint)a.A5 : null;
-                return SyscallResult.Ok(futexes.Requeue(t.Mm, address, (int)Math.Min(value, int.MaxValue), a.A4, requeue, expected));
+                return SyscallResult.Ok(futexes.Requeue(t.Mm, address, (int)Math.Min(value, int.MaxValue), a.A4, requeue, expected, isPrivate));
             }
 
             case FUTEX_WAKE_OP:
-                return WakeOp(t, address, value, (int)Math.Min(a.A3, int.MaxValue), a.A4, (uint)a.A5);
+                return WakeOp(t, address, value, (int)Math.Min(a.A3, int.MaxValue), a.A4, (uint)a.A5, isPrivate);
 
             default:
                 return SyscallResult.Error(Errno.ENOSYS);
         }
     }
 
-    private static SyscallResult WakeOp(KernelTask t, ulong address, uint count, int count2, ulong address2, uint encoded)
+    private static SyscallResult WakeOp(KernelTask t, ulong address, uint count, int count2, ulong address2, uint encoded, bool isPrivate)
     {
         int operation = (int)(encoded >> 28) & 7;
         bool shift = ((encoded >> 28) & 8) != 0;
@@ -116,7 +117,7 @@ internal static class FutexSyscalls
             3 => v & ~operand,
             _ => v ^ operand,
         });
-        int woken = t.Kernel.Futexes.Wake(t.Mm, address, (int)Math.Min(count, int.MaxValue), uint.MaxValue);
+        int woken = t.Kernel.Futexes.Wake(t.Mm, address, (int)Math.Min(count, int.MaxValue), uint.MaxValue, isPrivate);
         bool condition = comparison switch
         {
             0 => (int)old == (int)comparand,
@@ -128,7 +129,7 @@ internal static class FutexSyscalls
         };
         if (condition)
         {
-            woken += t.Kernel.Futexes.Wake(t.Mm, address2, count2, uint.MaxValue);
+            woken += t.Kernel.Futexes.Wake(t.Mm, address2, count2, uint.MaxValue, isPrivate);
         }
 
         return SyscallResult.Ok(woken);

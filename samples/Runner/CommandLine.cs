@@ -5,7 +5,9 @@ internal static class CommandLine
 {
     public const string Usage =
         "usage: appkernel do [--platform ptrace] [--rootfs DIR] [--rootfs-mode overlay|readonly|readwrite] [--strace]\n" +
-        "                    [--env K=V]... [--cwd DIR] [--hostname NAME] [--plugins DIR] -- PROGRAM [ARGS...]\n" +
+        "                    [--env K=V]... [--cwd DIR] [--hostname NAME] [--plugins DIR]\n" +
+        "                    [--memory BYTES[k|m|g]] [--tasks N] [--open-files N] [--cpu SECONDS] [--wall SECONDS] [--output BYTES[k|m|g]]\n" +
+        "                    -- PROGRAM [ARGS...]\n" +
         "       appkernel            (runs a short demo inside a sandbox)";
 
     public static RunnerOptions Parse(IReadOnlyList<string> args)
@@ -85,6 +87,24 @@ internal static class CommandLine
                 case "--hostname":
                     options.Hostname = Take();
                     break;
+                case "--memory":
+                    options.MemoryBytes = Size(Take(), name);
+                    break;
+                case "--output":
+                    options.OutputBytes = Size(Take(), name);
+                    break;
+                case "--tasks":
+                    options.Tasks = int.TryParse(Take(), out int tasks) ? tasks : throw new UsageException("--tasks needs a number");
+                    break;
+                case "--open-files":
+                    options.OpenFiles = int.TryParse(Take(), out int files) ? files : throw new UsageException("--open-files needs a number");
+                    break;
+                case "--cpu":
+                    options.CpuSeconds = double.TryParse(Take(), System.Globalization.CultureInfo.InvariantCulture, out double cpu) ? cpu : throw new UsageException("--cpu needs seconds");
+                    break;
+                case "--wall":
+                    options.WallSeconds = double.TryParse(Take(), System.Globalization.CultureInfo.InvariantCulture, out double wall) ? wall : throw new UsageException("--wall needs seconds");
+                    break;
                 case "--plugins":
                     options.PluginDirectory = Take();
                     break;
@@ -118,6 +138,20 @@ internal static class CommandLine
         }
 
         return options;
+    }
+
+    /// <summary>A byte count with an optional k, m or g suffix (powers of 1024).</summary>
+    private static long Size(string text, string option)
+    {
+        long factor = 1;
+        char last = text.Length > 0 ? char.ToLowerInvariant(text[^1]) : '\0';
+        if (last is 'k' or 'm' or 'g')
+        {
+            factor = last switch { 'k' => 1L << 10, 'm' => 1L << 20, _ => 1L << 30 };
+            text = text[..^1];
+        }
+
+        return long.TryParse(text, out long value) ? value * factor : throw new UsageException($"{option} needs a size such as 512m");
     }
 }
 

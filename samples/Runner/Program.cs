@@ -106,6 +106,12 @@ static async Task<int> Run(RunnerOptions options)
         }
 
         o.Platform = options.Platform;
+        o.Limits.MemoryBytes = options.MemoryBytes;
+        o.Limits.Tasks = options.Tasks;
+        o.Limits.OpenFiles = options.OpenFiles;
+        o.Limits.CpuSeconds = options.CpuSeconds;
+        o.Limits.WallSeconds = options.WallSeconds;
+        o.Limits.OutputBytes = options.OutputBytes;
     }).UsePtracePlatform();
 
     try

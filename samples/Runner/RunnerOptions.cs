@@ -27,6 +27,18 @@ internal sealed class RunnerOptions
 
     public List<string> Command { get; } = new();
 
+    public long? MemoryBytes { get; set; }
+
+    public int? Tasks { get; set; }
+
+    public int? OpenFiles { get; set; }
+
+    public double? CpuSeconds { get; set; }
+
+    public double? WallSeconds { get; set; }
+
+    public long? OutputBytes { get; set; }
+
     /// <summary>The demo's commands when the runner was started without arguments.</summary>
     public string[][]? Demo { get; set; }
 }

@@ -29,7 +29,7 @@ internal static class Fixtures
             System.IO.Directory.CreateDirectory(Directory);
             if (!File.Exists(output) || File.GetLastWriteTimeUtc(output) < File.GetLastWriteTimeUtc(source))
             {
-                var arguments = new List<string> { "-O2", "-w", "-pthread", "-o", output, source };
+                var arguments = new List<string> { "-O2", "-w", "-Werror=implicit-function-declaration", "-pthread", "-o", output, source };
                 if (name.EndsWith(".static-pie", StringComparison.Ordinal))
                 {
                     arguments.InsertRange(0, ["-static-pie", "-fPIE"]);
