@@ -7,7 +7,7 @@ namespace AppKernel.Sentry.Kernel;
 /// Futex wait queues keyed by (address space, address) for private futexes. A waiter
 /// re-checks the word under the bucket lock, so a wake between its check and its sleep is never lost.
 /// </summary>
-internal sealed class FutexTable
+internal sealed partial class FutexTable
 {
     private readonly Dictionary<(MemoryManager?, ulong), Bucket> buckets = new();
 

@@ -193,6 +193,11 @@ internal sealed partial class KernelTask
     {
         try
         {
+            if (Group.Memory is { } robustMm)
+            {
+                RobustFutexes.Release(this, robustMm);
+            }
+
             if (ClearChildTid != 0 && Group.Memory is { } mm && !Group.Exiting)
             {
                 try

@@ -8,9 +8,10 @@ namespace AppKernel.Sentry.Syscalls;
 internal static class FutexSyscalls
 {
     private const int FUTEX_WAIT = 0, FUTEX_WAKE = 1, FUTEX_REQUEUE = 3, FUTEX_CMP_REQUEUE = 4, FUTEX_WAKE_OP = 5,
+        FUTEX_LOCK_PI = 6, FUTEX_UNLOCK_PI = 7, FUTEX_TRYLOCK_PI = 8, FUTEX_LOCK_PI2 = 13,
         FUTEX_WAIT_BITSET = 9, FUTEX_WAKE_BITSET = 10, FUTEX_PRIVATE_FLAG = 128, FUTEX_CLOCK_REALTIME = 256;
 
-    [Syscall(202, SupportLevel.Partial, Note = "PI futexes (LOCK_PI, UNLOCK_PI, TRYLOCK_PI, *_REQUEUE_PI) give ENOSYS")]
+    [Syscall(202, SupportLevel.Partial, Note = "FUTEX_WAIT_REQUEUE_PI and FUTEX_CMP_REQUEUE_PI give ENOSYS; PI futexes hand over ownership without priorities")]
     public static SyscallResult Futex(ISyscallContext c)
     {
         var t = c.Task();
@@ -21,7 +22,7 @@ internal static class FutexSyscalls
         uint value = (uint)a.A2;
         var futexes = t.Kernel.Futexes;
         bool isPrivate = (op & FUTEX_PRIVATE_FLAG) != 0;
-        if ((op & FUTEX_CLOCK_REALTIME) != 0 && command is not (FUTEX_WAIT or FUTEX_WAIT_BITSET))
+        if ((op & FUTEX_CLOCK_REALTIME) != 0 && command is not (FUTEX_WAIT or FUTEX_WAIT_BITSET or FUTEX_LOCK_PI2))
         {
             return SyscallResult.Error(Errno.ENOSYS);
         }
@@ -83,6 +84,38 @@ internal static class FutexSyscalls
                 uint? expected = command == FUTEX_CMP_REQUEUE ? (uint)a.A5 : null;
                 return SyscallResult.Ok(futexes.Requeue(t.Mm, address, (int)Math.Min(value, int.MaxValue), a.A4, requeue, expected, isPrivate));
             }
+
+            case FUTEX_LOCK_PI or FUTEX_LOCK_PI2:
+            {
+                if ((address & 3) != 0)
+                {
+                    return SyscallResult.Error(Errno.EINVAL);
+                }
+
+                long deadline = -1;
+                if (a.A3 != 0)
+                {
+                    // The timeout is absolute: CLOCK_REALTIME for LOCK_PI, the flag's clock for LOCK_PI2.
+                    var ts = t.Mm.ReadValue<LinuxTimespec>(a.A3);
+                    if (ts.Seconds < 0 || (ulong)ts.Nanoseconds >= 1_000_000_000)
+                    {
+                        return SyscallResult.Error(Errno.EINVAL);
+                    }
+
+                    int clock = command == FUTEX_LOCK_PI || (op & FUTEX_CLOCK_REALTIME) != 0 ? TimeSyscalls.CLOCK_REALTIME : TimeSyscalls.CLOCK_MONOTONIC;
+                    deadline = Kernel.Kernel.Now + (ts.Seconds * 1_000_000_000 + ts.Nanoseconds - TimeSyscalls.ClockNow(t, clock));
+                }
+
+                futexes.LockPi(t, address, deadline, isPrivate);
+                return SyscallResult.Zero;
+            }
+
+            case FUTEX_TRYLOCK_PI:
+                futexes.TryLockPi(t, address);
+                return SyscallResult.Zero;
+            case FUTEX_UNLOCK_PI:
+                futexes.UnlockPi(t, address, isPrivate);
+                return SyscallResult.Zero;
 
             case FUTEX_WAKE_OP:
                 return WakeOp(t, address, value, (int)Math.Min(a.A3, int.MaxValue), a.A4, (uint)a.A5, isPrivate);

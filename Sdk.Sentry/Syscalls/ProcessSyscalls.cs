@@ -176,7 +176,7 @@ internal static class ProcessSyscalls
         return SyscallResult.Ok(t.Tid);
     }
 
-    [Syscall(273, SupportLevel.Partial, Note = "the list is recorded; robust futexes are released at thread exit with the processes work")]
+    [Syscall(273)]
     public static SyscallResult SetRobustList(ISyscallContext c)
     {
         var t = c.Task();

@@ -6,7 +6,7 @@ public sealed class FixtureTests
 {
     public static IEnumerable<object[]> Cases()
     {
-        string[] fixtures = ["hello", "fileio", "mmap", "brk", "auxv", "badinput", "nullderef", "forktree", "vforkexec", "threads", "orphan", "sigpipe", "altstack"];
+        string[] fixtures = ["hello", "fileio", "mmap", "brk", "auxv", "badinput", "nullderef", "forktree", "vforkexec", "threads", "orphan", "sigpipe", "altstack", "mutexes"];
         foreach (var platform in Sandboxes.Platforms)
         {
             foreach (var fixture in fixtures)
