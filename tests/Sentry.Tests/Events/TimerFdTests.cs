@@ -1,0 +1,69 @@
+using AppKernel.Sentry.Kernel.Events;
+using AppKernel.Vfs;
+
+namespace AppKernel.Sentry.Tests.Events;
+
+/// <summary>The timerfd's expiration count and its wake-ups, timed loosely (a loaded machine runs late, never early).</summary>
+[TestClass]
+public sealed class TimerFdTests
+{
+    private const long Ms = 1_000_000;
+
+    [TestMethod]
+    public void APeriodicTimerCountsEveryPeriodAReadMissed()
+    {
+        var timer = new TimerFd(1);
+        timer.Set(null!, 0, 5 * Ms, 5 * Ms);
+        Thread.Sleep(120);
+        ulong ticks = Read(timer);
+        Assert.IsTrue(ticks >= 20, $"ticks {ticks}");
+        var (value, interval) = timer.Get();
+        Assert.AreEqual(5 * Ms, interval);
+        Assert.IsTrue(value is > 0 and <= 5 * Ms, $"value {value}");
+        timer.Release();
+    }
+
+    [TestMethod]
+    public void AFiredTimerWakesItsWaitersOnceUntilItIsRead()
+    {
+        var timer = new TimerFd(1);
+        var listener = new CountingListener();
+        timer.Waiters.Register(listener, PollEvents.All);
+        timer.Set(null!, 0, 10 * Ms, 10 * Ms);
+        Assert.IsTrue(SpinWait.SpinUntil(() => listener.Count > 0, 5000), "the timer never fired");
+        Thread.Sleep(80);
+        Assert.AreEqual(1, listener.Count, "no wake-up until the expirations are read");
+        Assert.IsTrue(Read(timer) >= 1);
+        Assert.IsTrue(SpinWait.SpinUntil(() => listener.Count > 1, 5000), "the read re-arms the wake-up");
+        timer.Release();
+    }
+
+    [TestMethod]
+    public void ReleasingStopsTheHostTimer()
+    {
+        var timer = new TimerFd(1);
+        var listener = new CountingListener();
+        timer.Waiters.Register(listener, PollEvents.All);
+        timer.Set(null!, 0, 30 * Ms, 0);
+        timer.Release();
+        Thread.Sleep(100);
+        Assert.AreEqual(0, listener.Count);
+        Assert.AreEqual(PollEvents.None, timer.Poll(PollEvents.In));
+    }
+
+    private static ulong Read(TimerFd timer)
+    {
+        var buffer = new byte[8];
+        timer.Read(null!, buffer, nonBlocking: true);
+        return BitConverter.ToUInt64(buffer);
+    }
+
+    private sealed class CountingListener : IEventListener
+    {
+        private int count;
+
+        public int Count => Volatile.Read(ref count);
+
+        public void OnEvents(PollEvents events) => Interlocked.Increment(ref count);
+    }
+}
