@@ -10,7 +10,7 @@ mkdir -p "$out"
 
 echo "building the runner (Release, ReadyToRun) and the benchmark programs..." >&2
 dotnet publish samples/Runner -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o "$out/appkernel" >/dev/null
-for p in bench/programs/*.c; do gcc -O2 -static -o "$out/$(basename "${p%.c}")" "$p"; done
+for p in bench/programs/*.c; do gcc -O2 -static -o "$out/$(basename "${p%.c}")" "$p" -lpthread; done
 data="$out/data-64m.bin"
 [ -f "$data" ] || head -c $((64 << 20)) /dev/urandom > "$data"
 
@@ -65,4 +65,7 @@ row() {
 row "getppid round trip (ns)" value "$here/$out/getppid" 200000
 row "open+close (ns)" value "$here/$out/openclose" 20000 /etc/passwd
 row "1 MiB reads (MiB/s)" value "$here/$out/readmib" "$here/$data" 4
+row "eventfd+epoll_wait (ns)" value "$here/$out/epollwake" eventfd 20000
+row "timerfd wake lateness (us)" value "$here/$out/epollwake" timer 300
+row "thread epoll wake (us)" value "$here/$out/epollwake" thread 2000
 row "startup of /bin/true (ms)" wall /bin/true

@@ -31,7 +31,7 @@ internal static class TimerFdSyscalls
             return SyscallResult.Error(Errno.EPERM); // CAP_WAKE_ALARM
         }
 
-        var file = new TimerFd(clock);
+        var file = new TimerFd(clock, t.Kernel.Poller);
         var description = new FileDescription(file, null, OpenFlags.ReadWrite | ((OpenFlags)flags & OpenFlags.NonBlocking), "anon_inode:[timerfd]");
         return SyscallResult.Ok(AnonymousFiles.Install(t, description, (flags & TFD_CLOEXEC) != 0));
     }

@@ -49,7 +49,7 @@ internal sealed class EpollInstance : IFileOperations, IDescriptionWatcher
     private readonly LinkedList<EpollItem> ready = new();
     private bool released;
 
-    public IInode? Inode => null;
+    public IInode? Inode => AnonymousInode.Instance;
 
     /// <summary>The description that holds this instance (set once it is made).</summary>
     public FileDescription? Description { get; set; }

@@ -23,7 +23,7 @@ internal sealed class EventFd : IFileOperations, IRecordFile
         this.semaphore = semaphore;
     }
 
-    public IInode? Inode => null;
+    public IInode? Inode => AnonymousInode.Instance;
 
     public bool IsStream => true;
 

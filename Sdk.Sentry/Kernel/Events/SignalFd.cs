@@ -35,7 +35,7 @@ internal sealed class SignalFd : IFileOperations, IRecordFile
         }
     }
 
-    public IInode? Inode => null;
+    public IInode? Inode => AnonymousInode.Instance;
 
     public bool IsStream => true;
 

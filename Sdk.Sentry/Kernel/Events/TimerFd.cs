@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
+using AppKernel.Sentry.Native;
 using AppKernel.Sentry.Syscalls;
+using AppKernel.Sentry.Vfs;
 using AppKernel.Vfs;
 
 namespace AppKernel.Sentry.Kernel.Events;
@@ -7,9 +9,10 @@ namespace AppKernel.Sentry.Kernel.Events;
 /// <summary>
 /// timerfd_create(2): a timer on CLOCK_REALTIME, CLOCK_MONOTONIC or CLOCK_BOOTTIME whose expirations
 /// are read as an 8-byte count. Expirations are computed from the clock when asked (so a periodic
-/// timer's overrun count is exact however late the read comes), and one host timer per armed
-/// timerfd wakes pollers at the next expiry. As on Linux, a fired timer wakes its waiters once
-/// and is forwarded (re-armed for its next wake-up) only when read, re-set or queried.
+/// timer's overrun count is exact however late the read comes), and a host timerfd, made when the
+/// timer is first armed and watched by the kernel's <see cref="HostPoller"/>, wakes pollers at the
+/// next expiry with the host's precision. As on Linux, a fired timer wakes its waiters once and
+/// is forwarded (re-armed for its next wake-up) only when read, re-set or queried.
 /// </summary>
 /// <remarks>
 /// Expiry times are kept on <see cref="Kernel.Now"/> (CLOCK_MONOTONIC); an absolute time on another
@@ -17,23 +20,29 @@ namespace AppKernel.Sentry.Kernel.Events;
 /// (clock_settime and settimeofday are not implemented), so the clocks never jump:
 /// TFD_TIMER_CANCEL_ON_SET is accepted and can never produce ECANCELED.
 /// </remarks>
-internal sealed class TimerFd : IFileOperations, IRecordFile
+internal sealed unsafe class TimerFd : IFileOperations, IRecordFile, IEventListener
 {
     public const int TFD_TIMER_ABSTIME = 1, TFD_TIMER_CANCEL_ON_SET = 2;
 
     private readonly object gate = new();
-    private Timer? timer;
+    private readonly HostPoller poller;
+    private readonly WaitQueue hostEvents = new();
+    private int hostTimer = -1;
     private bool armed;
     private long expiry;   // the next expiration not yet read, on Kernel.Now
     private long interval; // 0 for a one-shot timer
     private bool released;
 
-    public TimerFd(int clock) => Clock = clock;
+    public TimerFd(int clock, HostPoller poller)
+    {
+        Clock = clock;
+        this.poller = poller;
+    }
 
     /// <summary>The clock the timer was created on.</summary>
     public int Clock { get; }
 
-    public IInode? Inode => null;
+    public IInode? Inode => AnonymousInode.Instance;
 
     public bool IsStream => true;
 
@@ -97,7 +106,7 @@ internal sealed class TimerFd : IFileOperations, IRecordFile
             }
             else
             {
-                timer?.Change(Timeout.Infinite, Timeout.Infinite);
+                SetHostTimer(0);
             }
 
             return old;
@@ -180,7 +189,7 @@ internal sealed class TimerFd : IFileOperations, IRecordFile
 
     private void Schedule(long now) => ScheduleAt(now, expiry);
 
-    /// <summary>Starts the host timer for <paramref name="due"/>; called under the gate.</summary>
+    /// <summary>Arms the host timer for <paramref name="due"/> (on <see cref="Kernel.Now"/>); called under the gate.</summary>
     private void ScheduleAt(long now, long due)
     {
         if (released)
@@ -188,13 +197,35 @@ internal sealed class TimerFd : IFileOperations, IRecordFile
             return;
         }
 
-        // Round up: a host timer that fired early would find nothing expired and wake no one.
-        long milliseconds = Math.Max(0, (due - now + 999_999) / 1_000_000);
-        timer ??= new Timer(static state => ((TimerFd)state!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
-        timer.Change(Math.Min(milliseconds, uint.MaxValue - 2), Timeout.Infinite);
+        if (hostTimer < 0)
+        {
+            hostTimer = LibC.TimerfdCreate(LibC.CLOCK_MONOTONIC, LibC.TFD_NONBLOCK | LibC.TFD_CLOEXEC);
+            if (hostTimer < 0)
+            {
+                throw LibC.HostError("timerfd_create");
+            }
+
+            hostEvents.Register(this, PollEvents.All);
+            poller.Watch(hostTimer, hostEvents);
+        }
+
+        SetHostTimer(Math.Max(1, due - now));
     }
 
-    private void OnTimer()
+    /// <summary>Arms the host timer to fire once after <paramref name="relative"/> ns; 0 disarms it.</summary>
+    private void SetHostTimer(long relative)
+    {
+        if (hostTimer < 0)
+        {
+            return;
+        }
+
+        var spec = new LibC.HostItimerspec { ValueSeconds = relative / 1_000_000_000, ValueNanoseconds = relative % 1_000_000_000 };
+        LibC.TimerfdSettime(hostTimer, 0, &spec, null);
+    }
+
+    /// <summary>The host timer fired (on the poller's thread).</summary>
+    void IEventListener.OnEvents(PollEvents events)
     {
         lock (gate)
         {
@@ -206,7 +237,7 @@ internal sealed class TimerFd : IFileOperations, IRecordFile
 
             if (now < expiry)
             {
-                Schedule(now); // early: the clock's rounding
+                Schedule(now); // the two clocks' rounding: not quite due yet
                 return;
             }
         }
@@ -220,8 +251,12 @@ internal sealed class TimerFd : IFileOperations, IRecordFile
         {
             released = true;
             armed = false;
-            timer?.Dispose();
-            timer = null;
+            if (hostTimer >= 0)
+            {
+                poller.Unwatch(hostTimer);
+                LibC.Close(hostTimer);
+                hostTimer = -1;
+            }
         }
     }
 }

@@ -1,18 +1,23 @@
 using AppKernel.Sentry.Kernel.Events;
+using AppKernel.Sentry.Vfs;
 using AppKernel.Vfs;
 
 namespace AppKernel.Sentry.Tests.Events;
 
 /// <summary>The timerfd's expiration count and its wake-ups, timed loosely (a loaded machine runs late, never early).</summary>
 [TestClass]
-public sealed class TimerFdTests
+public sealed class TimerFdTests : IDisposable
 {
     private const long Ms = 1_000_000;
+
+    private readonly HostPoller poller = new();
+
+    public void Dispose() => poller.Dispose();
 
     [TestMethod]
     public void APeriodicTimerCountsEveryPeriodAReadMissed()
     {
-        var timer = new TimerFd(1);
+        var timer = new TimerFd(1, poller);
         timer.Set(null!, 0, 5 * Ms, 5 * Ms);
         Thread.Sleep(120);
         ulong ticks = Read(timer);
@@ -26,7 +31,7 @@ public sealed class TimerFdTests
     [TestMethod]
     public void AFiredTimerWakesItsWaitersOnceUntilItIsRead()
     {
-        var timer = new TimerFd(1);
+        var timer = new TimerFd(1, poller);
         var listener = new CountingListener();
         timer.Waiters.Register(listener, PollEvents.All);
         timer.Set(null!, 0, 10 * Ms, 10 * Ms);
@@ -41,7 +46,7 @@ public sealed class TimerFdTests
     [TestMethod]
     public void ReleasingStopsTheHostTimer()
     {
-        var timer = new TimerFd(1);
+        var timer = new TimerFd(1, poller);
         var listener = new CountingListener();
         timer.Waiters.Register(listener, PollEvents.All);
         timer.Set(null!, 0, 30 * Ms, 0);
@@ -51,11 +56,41 @@ public sealed class TimerFdTests
         Assert.AreEqual(PollEvents.None, timer.Poll(PollEvents.In));
     }
 
+    [TestMethod]
+    public void TheWakeUpComesOnTimeNotOnAMillisecondTick()
+    {
+        var timer = new TimerFd(1, poller);
+        var fired = new ManualResetEventSlim();
+        var listener = new ActionListener(fired.Set);
+        timer.Waiters.Register(listener, PollEvents.All);
+        var late = new List<long>();
+        for (int i = 0; i < 20; i++)
+        {
+            fired.Reset();
+            long due = AppKernel.Sentry.Kernel.Kernel.Now + 2 * Ms;
+            timer.Set(null!, 0, 2 * Ms, 0);
+            Assert.IsTrue(fired.Wait(5000));
+            late.Add(AppKernel.Sentry.Kernel.Kernel.Now - due);
+            Read(timer);
+        }
+
+        late.Sort();
+        Assert.IsTrue(late[0] >= -100_000, $"fired {-late[0]} ns early");
+        Assert.Fail($"median {late[late.Count / 2]} max {late[^1]}");
+        Console.WriteLine($"timerfd wake-up lateness: median {late[late.Count / 2] / 1000} us");
+        timer.Release();
+    }
+
     private static ulong Read(TimerFd timer)
     {
         var buffer = new byte[8];
         timer.Read(null!, buffer, nonBlocking: true);
         return BitConverter.ToUInt64(buffer);
+    }
+
+    private sealed class ActionListener(Action action) : IEventListener
+    {
+        public void OnEvents(PollEvents events) => action();
     }
 
     private sealed class CountingListener : IEventListener
