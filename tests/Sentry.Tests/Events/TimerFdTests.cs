@@ -57,7 +57,7 @@ public sealed class TimerFdTests : IDisposable
     }
 
     [TestMethod]
-    public void TheWakeUpComesOnTimeNotOnAMillisecondTick()
+    public void TheHostTimerNeverWakesEarly()
     {
         var timer = new TimerFd(1, poller);
         var fired = new ManualResetEventSlim();
@@ -74,10 +74,9 @@ public sealed class TimerFdTests : IDisposable
             Read(timer);
         }
 
+        // Lateness is measured by bench/programs/epollwake.c, not asserted here; early is a bug.
         late.Sort();
-        Assert.IsTrue(late[0] >= -100_000, $"fired {-late[0]} ns early");
-        Assert.Fail($"median {late[late.Count / 2]} max {late[^1]}");
-        Console.WriteLine($"timerfd wake-up lateness: median {late[late.Count / 2] / 1000} us");
+        Assert.IsTrue(late[0] >= 0, $"fired {-late[0]} ns early");
         timer.Release();
     }
 
