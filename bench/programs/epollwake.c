@@ -56,9 +56,10 @@ int main(int argc, char **argv) {
     } else if (strcmp(mode, "timer") == 0) {
         int tfd = timerfd_create(CLOCK_MONOTONIC, 0);
         epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
-        struct itimerspec its = {.it_value = {0, 1000000}, .it_interval = {0, 1000000}};
-        long long first = now_ns() + 1000000;
-        timerfd_settime(tfd, 0, &its, NULL);
+        // An absolute first expiry, so the program knows the timer's grid exactly.
+        long long first = now_ns() + 5000000;
+        struct itimerspec its = {.it_value = {first / 1000000000, first % 1000000000}, .it_interval = {0, 1000000}};
+        timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
         long long late = 0, expected = first;
         for (long i = 0; i < rounds; i++) {
             epoll_wait(ep, &out, 1, -1);
