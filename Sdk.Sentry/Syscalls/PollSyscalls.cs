@@ -234,7 +234,7 @@ internal static class PollSyscalls
                     }
 
                     var mask = ExSet | (wantIn ? InSet : 0) | (wantOut ? OutSet : 0);
-                    var events = table.Poll(fd, mask);
+                    var events = table.Poll(fd, mask, pathIsReady: true);
                     if (wantIn && (events & InSet) != 0)
                     {
                         Set(resultIn, fd);

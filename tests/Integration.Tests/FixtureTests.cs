@@ -6,7 +6,7 @@ public sealed class FixtureTests
 {
     public static IEnumerable<object[]> Cases()
     {
-        string[] fixtures = ["hello", "fileio", "mmap", "brk", "auxv", "badinput", "nullderef", "poll", "epoll", "eventfd", "timerfd", "signalfd"];
+        string[] fixtures = ["hello", "fileio", "mmap", "brk", "auxv", "badinput", "nullderef", "poll", "polledge", "epoll", "eventfd", "timerfd", "signalfd"];
         foreach (var platform in Sandboxes.Platforms)
         {
             foreach (var fixture in fixtures)

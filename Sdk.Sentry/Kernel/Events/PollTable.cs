@@ -15,13 +15,19 @@ internal sealed class PollTable(KernelTask task) : IDisposable
 
     /// <summary>
     /// The readiness of <paramref name="fd"/> among <paramref name="mask"/> (plus error and
-    /// hang-up, which the file always reports); POLLNVAL when the fd is not open or is O_PATH.
+    /// hang-up, which the file always reports); POLLNVAL when the fd is not open. An O_PATH fd is
+    /// POLLNVAL to poll but always ready to select (<paramref name="pathIsReady"/>), as on Linux.
     /// </summary>
-    public PollEvents Poll(int fd, PollEvents mask)
+    public PollEvents Poll(int fd, PollEvents mask, bool pathIsReady = false)
     {
-        if (!task.Fds.TryGet(fd, out var description) || description.IsPathOnly)
+        if (!task.Fds.TryGet(fd, out var description))
         {
             return PollEvents.Invalid;
+        }
+
+        if (description.IsPathOnly)
+        {
+            return pathIsReady ? mask & (PollEvents.In | PollEvents.Out | PollEvents.ReadNormal | PollEvents.WriteNormal) : PollEvents.Invalid;
         }
 
         var operations = description.Operations;
