@@ -61,10 +61,9 @@ internal static class PollSyscalls
         {
             result = DoPoll(t, a.A0, (uint)a.A1, deadline, zero);
         }
-        catch
+        catch (ErrnoException e)
         {
-            TemporaryMask.Finish(t, old, interrupted: false);
-            throw;
+            result = SyscallResult.Error(e.Errno); // the time left is written back after errors too
         }
 
         // Decided before the timeout is written back, which may turn the restart into EINTR.
@@ -150,7 +149,16 @@ internal static class PollSyscalls
             (deadline, zero) = Timeout(tv.Seconds + tv.Microseconds / 1_000_000, tv.Microseconds % 1_000_000 * 1000);
         }
 
-        var result = CoreSelect(t, (int)a.A0, a.A1, a.A2, a.A3, deadline, zero);
+        SyscallResult result;
+        try
+        {
+            result = CoreSelect(t, (int)a.A0, a.A1, a.A2, a.A3, deadline, zero);
+        }
+        catch (ErrnoException e)
+        {
+            result = SyscallResult.Error(e.Errno); // the time left is written back after errors too
+        }
+
         return FinishTimeout(t, a.A4, deadline, zero, timeval: true, result);
     }
 
@@ -175,10 +183,9 @@ internal static class PollSyscalls
         {
             result = CoreSelect(t, (int)a.A0, a.A1, a.A2, a.A3, deadline, zero);
         }
-        catch
+        catch (ErrnoException e)
         {
-            TemporaryMask.Finish(t, old, interrupted: false);
-            throw;
+            result = SyscallResult.Error(e.Errno); // the time left is written back after errors too
         }
 
         // Decided before the timeout is written back, which may turn the restart into EINTR.
