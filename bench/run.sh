@@ -65,6 +65,9 @@ row() {
 row "getppid round trip (ns)" value "$here/$out/getppid" 200000
 row "open+close (ns)" value "$here/$out/openclose" 20000 /etc/passwd
 row "1 MiB reads (MiB/s)" value "$here/$out/readmib" "$here/$data" 4
+row "eventfd+epoll_wait (ns)" value "$here/$out/epollwake" eventfd 20000
+row "timerfd wake lateness (us)" value "$here/$out/epollwake" timer 300
+row "thread epoll wake (us)" value "$here/$out/epollwake" thread 2000
 row "startup of /bin/true (ms)" wall /bin/true
 row "fork+exit+wait (us)" value "$here/$out/forkwait" 200
 row "fork+exec+wait (us)" value "$here/$out/forkexec" 50

@@ -16,14 +16,18 @@ public sealed class WaitQueue
     private readonly object gate = new();
     private (IEventListener Listener, PollEvents Mask)[] entries = [];
 
-    /// <summary>Adds <paramref name="listener"/> for the events in <paramref name="mask"/>.</summary>
+    /// <summary>
+    /// Adds <paramref name="listener"/> for the events in <paramref name="mask"/>. The newest
+    /// listener hears first, as Linux's add_wait_queue puts entries at the head (two epoll items
+    /// on one file reach the ready list in that order).
+    /// </summary>
     public void Register(IEventListener listener, PollEvents mask)
     {
         lock (gate)
         {
             var next = new (IEventListener, PollEvents)[entries.Length + 1];
-            entries.CopyTo(next, 0);
-            next[^1] = (listener, mask);
+            entries.CopyTo(next, 1);
+            next[0] = (listener, mask);
             entries = next;
         }
     }

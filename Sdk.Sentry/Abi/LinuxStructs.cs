@@ -145,3 +145,45 @@ internal struct LinuxPollfd
     public short Events;
     public short Revents;
 }
+
+/// <summary>struct epoll_event: packed on x86-64 (12 bytes).</summary>
+[StructLayout(LayoutKind.Sequential, Pack = 4)]
+internal struct LinuxEpollEvent
+{
+    public uint Events;
+    public ulong Data;
+}
+
+/// <summary>struct itimerspec (timerfd_settime, timer_settime): the interval first, then the value.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct LinuxItimerspec
+{
+    public LinuxTimespec Interval;
+    public LinuxTimespec Value;
+}
+
+/// <summary>struct signalfd_siginfo (128 bytes): what a signalfd read returns for each signal.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 128)]
+internal struct LinuxSignalfdSiginfo
+{
+    [FieldOffset(0)] public uint Signo;
+    [FieldOffset(4)] public int Errno;
+    [FieldOffset(8)] public int Code;
+    [FieldOffset(12)] public uint Pid;
+    [FieldOffset(16)] public uint Uid;
+    [FieldOffset(20)] public int Fd;
+    [FieldOffset(24)] public uint Tid;
+    [FieldOffset(28)] public uint Band;
+    [FieldOffset(32)] public uint Overrun;
+    [FieldOffset(36)] public uint Trapno;
+    [FieldOffset(40)] public int Status;
+    [FieldOffset(44)] public int Int;
+    [FieldOffset(48)] public ulong Ptr;
+    [FieldOffset(56)] public ulong Utime;
+    [FieldOffset(64)] public ulong Stime;
+    [FieldOffset(72)] public ulong Addr;
+    [FieldOffset(80)] public ushort AddrLsb;
+    [FieldOffset(84)] public int Syscall;
+    [FieldOffset(88)] public ulong CallAddr;
+    [FieldOffset(96)] public uint Arch;
+}

@@ -17,6 +17,18 @@ internal sealed partial class KernelTask
     private const uint FP_XSTATE_MAGIC1 = 0x46505853, FP_XSTATE_MAGIC2 = 0x46505845;
     private const ulong UserEflagsMask = 0x50DD5; // AC OF DF TF SF ZF AF PF CF RF: what sigreturn may restore
 
+    /// <summary>
+    /// The mask to put back once the signal that interrupted a wait under a temporary mask has been
+    /// dealt with (Linux's saved_sigmask with TIF_RESTORE_SIGMASK). A syscall that waits with a
+    /// temporary mask (ppoll, pselect6, epoll_pwait, epoll_pwait2; rt_sigsuspend would too) sets it
+    /// when it returns to let a signal in, and leaves the temporary mask in <see cref="SignalMask"/>.
+    /// <see cref="DeliverSignals"/> then picks the signal under the temporary mask; the handler's frame
+    /// records this saved mask in uc_sigmask (so rt_sigreturn restores it after the handler) and
+    /// the handler itself runs with the temporary mask plus sa_mask. If no handler runs, the saved
+    /// mask is restored before the program resumes (and signals it unblocks are then delivered).
+    /// </summary>
+    public ulong? SavedSignalMask { get; set; }
+
     /// <summary>True when a pending signal is not blocked (a blocking syscall must return for it).</summary>
     public bool HasDeliverableSignal() =>
         ((Pending.Pending | Group.SharedPending.Pending) & ~SignalMask) != 0;
@@ -91,6 +103,16 @@ internal sealed partial class KernelTask
         {
             if (!Pending.TryDequeue(SignalMask, out var info) && !Group.SharedPending.TryDequeue(SignalMask, out info))
             {
+                if (SavedSignalMask is { } saved)
+                {
+                    // No handler ran for the wait's temporary mask: settle the restart, put the
+                    // caller's mask back, and look again under it (as Linux's restore_saved_sigmask).
+                    SettleRestart(handlerRuns: false, 0);
+                    SignalMask = saved;
+                    SavedSignalMask = null;
+                    continue;
+                }
+
                 break;
             }
 
@@ -200,7 +222,8 @@ internal sealed partial class KernelTask
             BinaryPrimitives.WriteInt32LittleEndian(uc[24..], onAltStack ? Signals.SS_ONSTACK : savedAltStack.Flags);
             BinaryPrimitives.WriteUInt64LittleEndian(uc[32..], savedAltStack.Size);
             WriteSigcontext(uc.Slice(UcMcontextOffset, 256), r, fpstate, info);
-            BinaryPrimitives.WriteUInt64LittleEndian(uc[UcSigmaskOffset..], SignalMask);
+            // After a wait under a temporary mask, the handler returns to the caller's own mask.
+            BinaryPrimitives.WriteUInt64LittleEndian(uc[UcSigmaskOffset..], SavedSignalMask ?? SignalMask);
 
             mm.WriteValue(frame, action.Restorer);
             mm.Write(frame + 8, uc);
@@ -238,6 +261,7 @@ internal sealed partial class KernelTask
         }
 
         SignalMask = (SignalMask | blocked) & ~Signals.Unblockable;
+        SavedSignalMask = null;
         if ((action.Flags & Signals.SA_RESETHAND) != 0)
         {
             Group.Handlers.Set(signal, default);

@@ -26,6 +26,7 @@ internal sealed partial class KernelTask : ISyscallContext, ITaskInfo, IEventLis
         Fds = fds;
         Fs = fs;
         Credentials = credentials;
+        Pending = new SignalQueue(group.SignalWaiters);
         Cpu = new CpuState(ExtendedState.Size);
         ExtendedState.WriteInitial(Cpu.ExtendedState);
         Cpu.ExtendedStateDirty = true;
@@ -60,8 +61,8 @@ internal sealed partial class KernelTask : ISyscallContext, ITaskInfo, IEventLis
     /// <summary>Blocked signals (sigprocmask).</summary>
     public ulong SignalMask { get; set; }
 
-    /// <summary>Signals pending for this thread only.</summary>
-    public SignalQueue Pending { get; } = new();
+    /// <summary>Signals pending for this thread only (queuing one tells the process's <see cref="ThreadGroup.SignalWaiters"/>).</summary>
+    public SignalQueue Pending { get; }
 
     /// <summary>The alternate signal stack (sigaltstack).</summary>
     public LinuxStack AltStack = new() { Flags = Signals.SS_DISABLE };

@@ -9,7 +9,11 @@ namespace AppKernel.Sentry.Kernel;
 internal sealed class SignalQueue
 {
     private readonly List<SignalInfo> queue = new();
+    private readonly AppKernel.Vfs.WaitQueue? waiters;
     private ulong pending;
+
+    /// <param name="waiters">Told whenever a signal is queued (signalfd readiness); null for none.</param>
+    public SignalQueue(AppKernel.Vfs.WaitQueue? waiters = null) => this.waiters = waiters;
 
     public ulong Pending => Volatile.Read(ref pending);
 
@@ -26,8 +30,11 @@ internal sealed class SignalQueue
 
             queue.Add(info);
             pending |= bit;
-            return true;
         }
+
+        // Outside the lock: a listener (a signalfd's epoll item) may take its own locks.
+        waiters?.Notify(AppKernel.Vfs.PollEvents.In | AppKernel.Vfs.PollEvents.ReadNormal);
+        return true;
     }
 
     /// <summary>Takes the best signal not in <paramref name="blocked"/>: synchronous faults first, then the lowest number.</summary>

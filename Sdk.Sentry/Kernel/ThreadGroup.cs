@@ -31,6 +31,7 @@ internal sealed class ThreadGroup
         Limits = limits;
         ProcessGroup = parent?.ProcessGroup ?? pid;
         Session = parent?.Session ?? pid;
+        SharedPending = new SignalQueue(SignalWaiters);
     }
 
     public Kernel Kernel { get; }
@@ -75,7 +76,13 @@ internal sealed class ThreadGroup
     public int Personality { get; set; }
 
     /// <summary>Signals pending for the whole process.</summary>
-    public SignalQueue SharedPending { get; } = new();
+    public SignalQueue SharedPending { get; }
+
+    /// <summary>
+    /// Told whenever a signal becomes pending for the process or any of its threads (Linux's
+    /// sighand->signalfd_wqh): signalfd readers, poll and epoll wait here.
+    /// </summary>
+    public AppKernel.Vfs.WaitQueue SignalWaiters { get; } = new();
 
     /// <summary>Announces changes of this process's children (exit, stop, continue) to waiters in wait4/waitid.</summary>
     public WaitQueue ChildEvents { get; } = new();

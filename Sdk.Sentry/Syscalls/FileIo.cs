@@ -1,6 +1,7 @@
 using System.Buffers;
 using AppKernel.Sentry.Abi;
 using AppKernel.Sentry.Kernel;
+using AppKernel.Sentry.Kernel.Events;
 using AppKernel.Sentry.Vfs;
 using AppKernel.Vfs;
 
@@ -32,6 +33,11 @@ internal static class FileIo
         }
 
         var ops = file.Operations;
+        if (ops is IRecordFile record)
+        {
+            return ReadRecord(task, file, record, buffer, count);
+        }
+
         byte[] chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(count, Chunk));
         long done = 0;
         try
@@ -126,6 +132,11 @@ internal static class FileIo
         }
 
         var ops = file.Operations;
+        if (ops is IRecordFile record)
+        {
+            return WriteRecord(task, file, record, buffer, count);
+        }
+
         byte[] chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(count, Chunk));
         long done = 0;
         bool append = (file.Flags & OpenFlags.Append) != 0;
@@ -210,6 +221,40 @@ internal static class FileIo
                     () => ops.Poll(PollEvents.Out | PollEvents.Error) != 0);
             }
         }
+    }
+
+    // Record files (eventfd, timerfd, signalfd) move at most a few records: one call each way.
+    private const int RecordChunk = 64 * 1024;
+
+    private static long ReadRecord(KernelTask task, FileDescription file, IRecordFile record, ulong buffer, long count)
+    {
+        byte[] chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(count, RecordChunk));
+        try
+        {
+            var span = chunk.AsSpan(0, (int)Math.Min(count, RecordChunk));
+            long n = record.Read(task, span, file.NonBlocking);
+            task.Mm.Write(buffer, span[..(int)n]);
+            return n;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
+        }
+    }
+
+    private static long WriteRecord(KernelTask task, FileDescription file, IRecordFile record, ulong buffer, long count)
+    {
+        // The only writable record is eventfd's 8-byte counter, and Linux takes exactly 8 bytes:
+        // other counts are refused (EINVAL, by the file) before program memory is read.
+        Span<byte> value = stackalloc byte[9];
+        value = value[..(int)Math.Min(count, 9)];
+        value.Clear();
+        if (value.Length == 8)
+        {
+            task.Mm.Read(buffer, value);
+        }
+
+        return record.Write(task, value, file.NonBlocking);
     }
 
     /// <summary>The signals some write errors bring: SIGPIPE for a broken pipe, SIGXFSZ past a size limit.</summary>

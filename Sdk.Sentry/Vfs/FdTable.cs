@@ -221,6 +221,18 @@ internal sealed class FdTable
         return list;
     }
 
+    /// <summary>The table's size (Linux's fdt->max_fds): select clamps its nfds to it.</summary>
+    public int Capacity
+    {
+        get
+        {
+            lock (gate)
+            {
+                return slots.Length;
+            }
+        }
+    }
+
     public int Count
     {
         get

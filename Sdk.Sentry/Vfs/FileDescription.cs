@@ -14,6 +14,7 @@ internal sealed class FileDescription : IMappingOwner
     public const OpenFlags SettableFlags = OpenFlags.Append | OpenFlags.Async | OpenFlags.Direct | OpenFlags.NoAccessTime | OpenFlags.NonBlocking;
 
     private int references = 1;
+    private IDescriptionWatcher[] watchers = [];
 
     public FileDescription(IFileOperations operations, VfsPath? path, OpenFlags flags, string name)
     {
@@ -52,11 +53,59 @@ internal sealed class FileDescription : IMappingOwner
         return this;
     }
 
+    /// <summary>
+    /// Asks to hear when the last reference goes (epoll's interest lists hold descriptions without
+    /// a reference and drop them then, as Linux's eventpoll_release does). Registering twice is a no-op.
+    /// </summary>
+    public void AddWatcher(IDescriptionWatcher watcher)
+    {
+        // Copy-on-write with compare-and-swap: no lock on a path that reads and writes also use.
+        while (true)
+        {
+            var current = Volatile.Read(ref watchers);
+            if (Array.IndexOf(current, watcher) >= 0)
+            {
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref watchers, [.. current, watcher], current) == current)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Who watches the description now (an epoll instance's parents in a nest of epolls).</summary>
+    public IDescriptionWatcher[] Watchers => Volatile.Read(ref watchers);
+
+    public void RemoveWatcher(IDescriptionWatcher watcher)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref watchers);
+            int index = Array.IndexOf(current, watcher);
+            if (index < 0)
+            {
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref watchers, [.. current[..index], .. current[(index + 1)..]], current) == current)
+            {
+                return;
+            }
+        }
+    }
+
     public void Release()
     {
         int left = Interlocked.Decrement(ref references);
         if (left == 0)
         {
+            foreach (var watcher in Interlocked.Exchange(ref watchers, []))
+            {
+                watcher.DescriptionReleased(this);
+            }
+
             Operations.Release();
         }
         else if (left < 0)
@@ -68,4 +117,11 @@ internal sealed class FileDescription : IMappingOwner
     void IMappingOwner.AddMappingReference() => AddReference();
 
     void IMappingOwner.DropMappingReference() => Release();
+}
+
+/// <summary>Something that refers to a <see cref="FileDescription"/> without holding a reference (an epoll instance).</summary>
+internal interface IDescriptionWatcher
+{
+    /// <summary>The description's last reference went; called once, before its operations are released.</summary>
+    void DescriptionReleased(FileDescription description);
 }

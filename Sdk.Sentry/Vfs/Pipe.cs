@@ -196,11 +196,13 @@ internal sealed class Pipe
             }
             else
             {
+                // As Linux's pipe_poll: writable while there is room, and an error (as well) once no reader is left.
                 if (readers == 0)
                 {
                     ready |= PollEvents.Error;
                 }
-                else if (buffer.Length - count >= PipeBuf || buffer.Length - count == buffer.Length)
+
+                if (buffer.Length - count >= PipeBuf || buffer.Length - count == buffer.Length)
                 {
                     ready |= PollEvents.Out | PollEvents.WriteNormal;
                 }

@@ -6,7 +6,11 @@ public sealed class FixtureTests
 {
     public static IEnumerable<object[]> Cases()
     {
-        string[] fixtures = ["hello", "fileio", "mmap", "brk", "auxv", "badinput", "nullderef", "forktree", "vforkexec", "threads", "orphan", "sigpipe", "altstack", "mutexes"];
+        string[] fixtures =
+        [
+            "hello", "fileio", "mmap", "brk", "auxv", "badinput", "nullderef", "forktree", "vforkexec", "threads", "orphan",
+            "sigpipe", "altstack", "mutexes", "poll", "polledge", "epoll", "eventfd", "timerfd", "signalfd",
+        ];
         foreach (var platform in Sandboxes.Platforms)
         {
             foreach (var fixture in fixtures)
