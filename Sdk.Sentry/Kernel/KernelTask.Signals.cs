@@ -125,6 +125,14 @@ internal sealed partial class KernelTask
 
             if (action.Handler == Signals.SIG_DFL)
             {
+                // Init is immune to default actions of signals from inside the sandbox; faults in it
+                // (forced signals) and signals from the host still act.
+                bool fault = Signals.IsSynchronous(signal) && info.Code > 0;
+                if (Group.Pid == 1 && !fault && info.Pid != 0 && Signals.DefaultActionOf(signal) is not (DefaultAction.Ignore or DefaultAction.Continue))
+                {
+                    continue;
+                }
+
                 switch (Signals.DefaultActionOf(signal))
                 {
                     case DefaultAction.Ignore or DefaultAction.Continue:

@@ -220,8 +220,11 @@ internal static class SignalSyscalls
             return SyscallResult.Zero;
         }
 
-        // Init only gets the signals it installed a handler for (SIGKILL and SIGSTOP included: never).
-        if (group.Pid == 1 && group.Handlers.Get(info.Signo).Handler is Signals.SIG_DFL or Signals.SIG_IGN)
+        // Init only gets the signals it installed a handler for (SIGKILL and SIGSTOP included: never),
+        // unless it blocks them: a blocked signal is queued, since the handler may change meanwhile.
+        ulong bit = Signals.Bit(info.Signo);
+        if (group.Pid == 1 && group.Handlers.Get(info.Signo).Handler is Signals.SIG_DFL or Signals.SIG_IGN &&
+            !group.Tasks.Any(task => (task.SignalMask & bit) != 0))
         {
             return SyscallResult.Zero;
         }
