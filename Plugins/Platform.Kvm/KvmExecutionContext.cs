@@ -1,0 +1,352 @@
+using AppKernel.Platform.Kvm.Native;
+
+namespace AppKernel.Platform.Kvm;
+
+/// <summary>
+/// Runs one program thread on one vCPU. <see cref="Switch"/> writes the registers into the vCPU page,
+/// runs KVM_RUN until the trampoline parks, and reads them back: no register ioctl on the way.
+/// </summary>
+/// <remarks>
+/// <para>Threading: <see cref="Switch"/>, <see cref="LoadExtendedState"/> and <see cref="Dispose"/> from
+/// one thread at a time (the task's own, normally a dedicated <see cref="Thread"/>);
+/// <see cref="Interrupt"/> from any thread. A vCPU is kicked out of KVM_RUN by a signal to the thread
+/// in <see cref="Switch"/> (with kvm_run's immediate_exit closing the race with entering KVM_RUN); a program
+/// running in user mode is then pulled into the trampoline by an injected interrupt, so its registers
+/// are always those of an instruction boundary.</para>
+/// </remarks>
+public sealed unsafe class KvmExecutionContext : IExecutionContext
+{
+    // Linux's signal numbers and si_codes for CPU exceptions.
+    private const int SIGILL = 4, SIGTRAP = 5, SIGBUS = 7, SIGFPE = 8, SIGSEGV = 11;
+    private const int ILL_ILLOPN = 2, FPE_INTDIV = 1, FPE_FLTDIV = 3, FPE_FLTOVF = 4, FPE_FLTUND = 5, FPE_FLTRES = 6, FPE_FLTINV = 7;
+    private const int SEGV_MAPERR = 1, SEGV_ACCERR = 2, BUS_ADRALN = 1, TRAP_TRACE = 2, SI_KERNEL = 0x80;
+
+    // The RFLAGS bits a program may set (CF PF AF ZF SF TF DF OF AC ID); IF and bit 1 are always set.
+    private const ulong UserFlags = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000;
+
+    [ThreadStatic]
+    private static int hostThreadId;
+
+    private readonly KvmPlatform platform;
+    private readonly KvmAddressSpace space;
+    private readonly KvmVcpu vcpu;
+    private long flushedGeneration;
+    private long guestGeneration; // 0 outside KVM_RUN; else 1 + the generation the vCPU is flushed to
+    private int runnerThreadId;
+    private int interruptPending;
+    private int inSwitch;
+    private bool kickQueued;
+    private int disposed;
+
+    internal KvmExecutionContext(KvmPlatform platform, KvmAddressSpace space, KvmVcpu vcpu)
+    {
+        this.platform = platform;
+        this.space = space;
+        this.vcpu = vcpu;
+        vcpu.SwitchRoot(space.Root);
+        flushedGeneration = space.Generation;
+        space.Attach(this);
+    }
+
+    /// <summary>The KVM vCPU id (for diagnostics).</summary>
+    public int VcpuId => vcpu.Id;
+
+    /// <summary>
+    /// Runs the program until it makes a syscall, faults, raises a CPU exception or is interrupted;
+    /// allocates nothing.
+    /// </summary>
+    public SwitchResult Switch(CpuState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        if (hostThreadId == 0)
+        {
+            hostThreadId = LibC.GetTid();
+        }
+
+        Volatile.Write(ref runnerThreadId, hostThreadId);
+        Volatile.Write(ref inSwitch, 1);
+        try
+        {
+            if (Interlocked.Exchange(ref interruptPending, 0) != 0)
+            {
+                return SwitchResult.InterruptedStop;
+            }
+
+            ref var r = ref state.Registers;
+            if (r.Rip >= 0x8000_0000_0000)
+            {
+                // A non-canonical or supervisor return address: what returning there does on Linux.
+                return new SwitchResult(SwitchReason.Fault, SIGSEGV, SI_KERNEL, 0);
+            }
+
+            if (state.ExtendedStateDirty)
+            {
+                WriteExtendedState(state);
+            }
+
+            ref var page = ref vcpu.Registers;
+            page = r;
+            page.Eflags = (r.Eflags & UserFlags) | 0x202;
+            return Run(state);
+        }
+        finally
+        {
+            Volatile.Write(ref inSwitch, 0);
+        }
+    }
+
+    /// <summary>Makes a running <see cref="Switch"/> return <see cref="SwitchReason.Interrupted"/> promptly, or the next one at once.</summary>
+    public void Interrupt()
+    {
+        Interlocked.Exchange(ref interruptPending, 1);
+        Kick();
+    }
+
+    /// <summary>Reads the program's FP/SSE/AVX state (XSAVE layout, KVM_GET_XSAVE) into <see cref="CpuState.ExtendedState"/>.</summary>
+    public void LoadExtendedState(CpuState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.ExtendedStateDirty)
+        {
+            WriteExtendedState(state);
+        }
+
+        int size = platform.XsaveSize;
+        byte* image = stackalloc byte[size];
+        platform.Check(LibC.IoctlRetry(vcpu.Fd, platform.GetXsaveRequest, (nint)image), "KVM_GET_XSAVE");
+        var target = state.ExtendedState.AsSpan();
+        int copy = Math.Min(size, target.Length);
+        new ReadOnlySpan<byte>(image, copy).CopyTo(target);
+        target[copy..].Clear();
+    }
+
+    /// <summary>Returns the vCPU to its VM's pool.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref disposed, 1) != 0)
+        {
+            return;
+        }
+
+        space.Detach(this);
+        space.Machine.ReleaseVcpu(vcpu);
+    }
+
+    /// <summary>Returns once this vCPU can no longer use translations older than <paramref name="generation"/>.</summary>
+    internal void WaitUntilFlushed(long generation)
+    {
+        var spin = new SpinWait();
+        while (true)
+        {
+            long inGuest = Volatile.Read(ref guestGeneration);
+            if (inGuest == 0 || inGuest - 1 >= generation)
+            {
+                return;
+            }
+
+            Kick();
+            spin.SpinOnce();
+        }
+    }
+
+    private void Kick()
+    {
+        vcpu.Run->ImmediateExit = 1;
+        int tid = Volatile.Read(ref runnerThreadId);
+        if (tid != 0 && Volatile.Read(ref inSwitch) != 0)
+        {
+            KickSignal.Send(tid);
+        }
+    }
+
+    private SwitchResult Run(CpuState state)
+    {
+        var run = vcpu.Run;
+        while (true)
+        {
+            bool parked = vcpu.Word(VcpuPage.Phase) == 1;
+            long generation = space.Generation;
+            bool stale = generation != flushedGeneration;
+            if (stale && parked)
+            {
+                vcpu.Word(VcpuPage.FlushTlb) = 1;
+                flushedGeneration = generation;
+                stale = false;
+            }
+
+            // Publish what this vCPU is flushed to, then look again (Dekker with WaitUntilFlushed).
+            Interlocked.Exchange(ref guestGeneration, (stale ? flushedGeneration : generation) + 1);
+            if (space.Generation != generation)
+            {
+                Volatile.Write(ref guestGeneration, 0);
+                continue;
+            }
+
+            if (stale && !kickQueued)
+            {
+                // The program runs on translations that changed: pull it into the trampoline first.
+                Pull(run);
+            }
+
+            int result = vcpu.RunOnce();
+            Volatile.Write(ref guestGeneration, 0);
+            if (result == -LibC.EINTR)
+            {
+                run->ImmediateExit = 0;
+                if (Volatile.Read(ref interruptPending) != 0)
+                {
+                    if (vcpu.Word(VcpuPage.Phase) == 1)
+                    {
+                        Interlocked.Exchange(ref interruptPending, 0);
+                        state.Registers = vcpu.Registers;
+                        FixSelectors(state);
+                        return SwitchResult.InterruptedStop;
+                    }
+
+                    if (!kickQueued)
+                    {
+                        Pull(run);
+                    }
+                }
+
+                continue;
+            }
+
+            platform.Check(result, "KVM_RUN");
+            switch (run->ExitReason)
+            {
+                case KvmAbi.ExitHlt:
+                    break;
+                case KvmAbi.ExitIrqWindowOpen:
+                    run->RequestInterruptWindow = 0;
+                    if (!kickQueued)
+                    {
+                        Pull(run);
+                    }
+
+                    continue;
+                default:
+                    throw vcpu.UnexpectedExit();
+            }
+
+            run->RequestInterruptWindow = 0;
+            uint exit = vcpu.Word(VcpuPage.Exit);
+            if (exit == VcpuPage.KickVector)
+            {
+                kickQueued = false;
+                if (Interlocked.Exchange(ref interruptPending, 0) != 0)
+                {
+                    state.Registers = vcpu.Registers;
+                    FixSelectors(state);
+                    return SwitchResult.InterruptedStop;
+                }
+
+                continue; // pulled in for a TLB flush: the loop flushes and returns to the program
+            }
+
+            state.Registers = vcpu.Registers;
+            FixSelectors(state);
+            return Decode(exit, state);
+        }
+    }
+
+    /// <summary>Gets the program into the trampoline: an interrupt when it can take one now, else a window exit first.</summary>
+    private void Pull(KvmRun* run)
+    {
+        if (run->ReadyForInterruptInjection != 0 && run->IfFlag != 0)
+        {
+            uint vector = VcpuPage.KickVector;
+            int result = LibC.IoctlRetry(vcpu.Fd, KvmAbi.Interrupt, (nint)(&vector));
+            if (result == 0 || LibC.Errno == LibC.EEXIST)
+            {
+                kickQueued = true;
+                return;
+            }
+
+            platform.Check(result, "KVM_INTERRUPT");
+        }
+
+        run->RequestInterruptWindow = 1;
+    }
+
+    private static void FixSelectors(CpuState state)
+    {
+        ref var r = ref state.Registers;
+        r.Cs = 0x33;
+        r.Ss = 0x2b;
+        r.Ds = r.Es = r.Fs = r.Gs = 0;
+    }
+
+    /// <summary>Maps what stopped the program to what Linux would deliver.</summary>
+    private SwitchResult Decode(uint exit, CpuState state)
+    {
+        ulong rip = state.Registers.Rip;
+        switch (exit)
+        {
+            case VcpuPage.ExitSyscall:
+                return SwitchResult.SyscallStop;
+            case VcpuPage.ExitKernelFault:
+                throw vcpu.KernelFault();
+            case 14: // #PF
+            {
+                uint error = vcpu.Word(VcpuPage.ErrorCode);
+                ulong address = vcpu.Quad(VcpuPage.Cr2);
+                var access = (error & 0x10) != 0 ? MemoryAccess.Execute : (error & 0x2) != 0 ? MemoryAccess.Write : MemoryAccess.Read;
+                int code = (error & 1) != 0 && address < GuestLayout.SupervisorBase ? SEGV_ACCERR : SEGV_MAPERR;
+                return new SwitchResult(SwitchReason.Fault, SIGSEGV, code, address, access);
+            }
+
+            case 0: // #DE
+                return new SwitchResult(SwitchReason.Signal, SIGFPE, FPE_INTDIV, rip);
+            case 1: // #DB
+                return new SwitchResult(SwitchReason.Signal, SIGTRAP, TRAP_TRACE, rip);
+            case 3: // #BP (int3): rip is after the instruction
+                return new SwitchResult(SwitchReason.Signal, SIGTRAP, SI_KERNEL, 0);
+            case 6: // #UD
+                return new SwitchResult(SwitchReason.Signal, SIGILL, ILL_ILLOPN, rip);
+            case 16: // #MF
+            {
+                uint status = *(ushort*)(vcpu.Page + VcpuPage.FpuStatus);
+                uint control = *(ushort*)(vcpu.Page + VcpuPage.FpuControl);
+                return new SwitchResult(SwitchReason.Signal, SIGFPE, FloatingCode(status & ~control & 0x3F), rip);
+            }
+
+            case 19: // #XM
+            {
+                uint mxcsr = vcpu.Word(VcpuPage.Mxcsr);
+                return new SwitchResult(SwitchReason.Signal, SIGFPE, FloatingCode(mxcsr & ~(mxcsr >> 7) & 0x3F), rip);
+            }
+
+            case 17: // #AC
+                return new SwitchResult(SwitchReason.Signal, SIGBUS, BUS_ADRALN, 0);
+            case 11: // #NP
+            case 12: // #SS
+                return new SwitchResult(SwitchReason.Signal, SIGBUS, SI_KERNEL, 0);
+            default: // #GP, #TS, int 0x80 and other vectors: what Linux does for a 64-bit-only process
+                return new SwitchResult(SwitchReason.Fault, SIGSEGV, SI_KERNEL, 0);
+        }
+    }
+
+    private static int FloatingCode(uint pending) =>
+        (pending & 0x01) != 0 ? FPE_FLTINV :
+        (pending & 0x04) != 0 ? FPE_FLTDIV :
+        (pending & 0x08) != 0 ? FPE_FLTOVF :
+        (pending & 0x12) != 0 ? FPE_FLTUND :
+        (pending & 0x20) != 0 ? FPE_FLTRES : 0;
+
+    private void WriteExtendedState(CpuState state)
+    {
+        int size = platform.XsaveSize;
+        byte* image = stackalloc byte[size];
+        var span = new Span<byte>(image, size);
+        span.Clear();
+        var source = state.ExtendedState.AsSpan();
+        source[..Math.Min(size, source.Length)].CopyTo(span);
+        *(uint*)(image + 24) &= 0xFFFF;                  // MXCSR: no reserved bits
+        *(ulong*)(image + 512) &= platform.GuestXcr0;    // XSTATE_BV: only features the guest has
+        *(ulong*)(image + 520) = 0;                      // XCOMP_BV: standard format
+        platform.Check(LibC.IoctlRetry(vcpu.Fd, KvmAbi.SetXsave, (nint)image), "KVM_SET_XSAVE");
+        state.ExtendedStateDirty = false;
+    }
+}

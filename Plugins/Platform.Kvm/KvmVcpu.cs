@@ -1,0 +1,213 @@
+using System.Runtime.InteropServices;
+using AppKernel.Platform.Kvm.Native;
+using static AppKernel.Platform.Kvm.GuestLayout;
+
+namespace AppKernel.Platform.Kvm;
+
+/// <summary>
+/// One KVM vCPU: its file descriptor, its <c>kvm_run</c> mapping, and its page in the platform region
+/// (PVM's vCPU structure, the program's registers, the trampoline's command words) plus a stack page.
+/// It starts parked at the trampoline's resume point.
+/// </summary>
+internal sealed unsafe class KvmVcpu : IDisposable
+{
+    private readonly KvmMachine machine;
+    private readonly nint runMapping;
+    private readonly int runSize;
+    private int disposed;
+
+    public KvmVcpu(KvmMachine machine, int id)
+    {
+        this.machine = machine;
+        Id = id;
+        Fd = machine.Platform.Check(LibC.Ioctl(machine.VmFd, KvmAbi.CreateVcpu, id), "KVM_CREATE_VCPU");
+        try
+        {
+            runSize = machine.Platform.VcpuMmapSize;
+            runMapping = LibC.Mmap(0, (nuint)runSize, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED, Fd, 0);
+            if (runMapping == LibC.MapFailed)
+            {
+                throw new InvalidOperationException($"mmap of the kvm_run area failed: {LibC.Describe(LibC.Errno)}");
+            }
+
+            Run = (KvmRun*)runMapping;
+            PageOffset = machine.AllocatePages(2);
+            Page = machine.Host(PageOffset);
+            PageAddress = VirtualOf(PageOffset);
+            *(ulong*)(Page + VcpuPage.Self) = PageAddress;
+            *(ulong*)(Page + VcpuPage.KernelStackTop) = VirtualOf(PageOffset + (2 * PageSize));
+            *(uint*)(Page + VcpuPage.Phase) = 1;
+            Setup();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public int Id { get; }
+
+    public int Fd { get; }
+
+    public KvmRun* Run { get; }
+
+    /// <summary>The host address of the vCPU page.</summary>
+    public byte* Page { get; }
+
+    public ulong PageOffset { get; }
+
+    /// <summary>The supervisor address of the vCPU page (its GS base).</summary>
+    public ulong PageAddress { get; }
+
+    public KvmMachine Machine => machine;
+
+    /// <summary>The page-table root (guest-physical) the vCPU runs on, or loads at its next resume.</summary>
+    public ulong Root { get; private set; }
+
+    public ref Registers Registers => ref *(Registers*)(Page + VcpuPage.Registers);
+
+    public ref uint Word(int offset) => ref *(uint*)(Page + offset);
+
+    public ref ulong Quad(int offset) => ref *(ulong*)(Page + offset);
+
+    /// <summary>Asks the trampoline to load <paramref name="root"/> (with a TLB flush) when it next resumes.</summary>
+    public void SwitchRoot(ulong root)
+    {
+        if (root == Root)
+        {
+            return;
+        }
+
+        Quad(VcpuPage.Cr3) = root;
+        Word(VcpuPage.LoadCr3) = 1;
+        Root = root;
+    }
+
+    /// <summary>KVM_RUN once; returns 0 or -errno.</summary>
+    public int RunOnce()
+    {
+        int result = LibC.Ioctl(Fd, KvmAbi.Run, 0);
+        return result < 0 ? -LibC.Errno : 0;
+    }
+
+    /// <summary>Runs the trampoline's work (page switch, touches, flush) and waits until it parks again.</summary>
+    public void RunWork()
+    {
+        Word(VcpuPage.Command) = 1;
+        try
+        {
+            while (true)
+            {
+                int result = RunOnce();
+                if (result == -LibC.EINTR)
+                {
+                    Run->ImmediateExit = 0;
+                    continue;
+                }
+
+                machine.Platform.Check(result, "KVM_RUN");
+                if (Run->ExitReason != KvmAbi.ExitHlt)
+                {
+                    throw UnexpectedExit();
+                }
+
+                if (Word(VcpuPage.Exit) == VcpuPage.ExitKernelFault)
+                {
+                    throw KernelFault();
+                }
+
+                return;
+            }
+        }
+        finally
+        {
+            Word(VcpuPage.Command) = 0;
+        }
+    }
+
+    /// <summary>The error for an exit the trampoline never causes on purpose.</summary>
+    public Exception UnexpectedExit()
+    {
+        var run = Run;
+        string detail = run->ExitReason switch
+        {
+            KvmAbi.ExitShutdown => "the guest shut down (a triple fault)",
+            KvmAbi.ExitInternalError => $"KVM internal error, suberror {(uint)run->Exit0}",
+            KvmAbi.ExitFailEntry => $"VM entry failed, reason 0x{run->Exit0:x}",
+            KvmAbi.ExitMmio => $"an access to guest-physical 0x{run->Exit0:x} outside guest memory",
+            KvmAbi.ExitException => $"exception {(uint)run->Exit0}, error code 0x{run->Exit0 >> 32:x}",
+            _ => $"exit reason {run->ExitReason}",
+        };
+        return new InvalidOperationException($"KVM vCPU {Id} stopped unexpectedly: {detail} (trampoline rip 0x{Registers.Rip:x})");
+    }
+
+    public Exception KernelFault() => new InvalidOperationException(
+        $"the KVM trampoline faulted on vCPU {Id}: vector 0x{Quad(VcpuPage.KernelFaultVector):x} at 0x{Quad(VcpuPage.KernelFaultRip):x}, cr2 0x{Quad(VcpuPage.Cr2):x}");
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref disposed, 1) != 0)
+        {
+            return;
+        }
+
+        if (runMapping != 0 && runMapping != LibC.MapFailed)
+        {
+            LibC.Munmap(runMapping, (nuint)runSize);
+        }
+
+        if (Fd > 0)
+        {
+            LibC.Close(Fd);
+        }
+    }
+
+    /// <summary>CPUID, the long-mode supervisor state PVM expects, the MSRs of the trampoline, XCR0.</summary>
+    private void Setup()
+    {
+        var platform = machine.Platform;
+        platform.SetCpuid(Fd);
+
+        KvmSregs sregs;
+        platform.Check(LibC.IoctlRetry(Fd, KvmAbi.GetSregs, (nint)(&sregs)), "KVM_GET_SREGS");
+        sregs.Cs = new KvmSegment { Base = 0, Limit = 0xFFFF_FFFF, Selector = 0x10, Type = 0xB, Present = 1, Dpl = 0, Db = 0, S = 1, L = 1, G = 1 };
+        var data = new KvmSegment { Base = 0, Limit = 0xFFFF_FFFF, Selector = 0x18, Type = 0x3, Present = 1, Dpl = 0, Db = 1, S = 1, G = 1 };
+        sregs.Ss = data;
+        var nul = new KvmSegment { Unusable = 1 };
+        sregs.Ds = nul;
+        sregs.Es = nul;
+        sregs.Fs = nul;
+        sregs.Gs = nul;
+        sregs.Gs.Base = PageAddress;
+        sregs.Tr = new KvmSegment { Base = 0, Limit = 0x67, Selector = 0, Type = 0xB, Present = 1, S = 0 };
+        sregs.Ldt = new KvmSegment { Unusable = 1, Type = 2 };
+        sregs.Cr0 = 0x8005_0033; // PG, AM, WP, NE, ET, MP, PE
+        sregs.Cr4 = 0x20 | 0x200 | 0x400 | 0x1_0000 | 0x4_0000; // PAE, OSFXSR, OSXMMEXCPT, FSGSBASE, OSXSAVE
+        sregs.Efer = 0x1 | 0x100 | 0x400 | 0x800; // SCE, LME, LMA, NXE
+        sregs.Cr3 = PhysicalOf(KernelRootOffset);
+        Root = sregs.Cr3;
+        platform.Check(LibC.IoctlRetry(Fd, KvmAbi.SetSregs, (nint)(&sregs)), "KVM_SET_SREGS");
+
+        ulong code = VirtualOf(CodeOffset);
+        var image = machine.Image;
+        Span<KvmMsrEntry> msrs =
+        [
+            new() { Index = KvmAbi.MsrStar, Data = (0x10UL << 32) | (0x23UL << 48) },
+            new() { Index = KvmAbi.MsrLstar, Data = code + (ulong)image.SyscallEntry },
+            new() { Index = KvmAbi.MsrSyscallMask, Data = 0x47700 },
+            new() { Index = KvmAbi.MsrKernelGsBase, Data = PageAddress },
+            new() { Index = KvmAbi.MsrGsBase, Data = PageAddress },
+            new() { Index = KvmAbi.MsrPvmVcpuStruct, Data = PhysicalOf(PageOffset) },
+            new() { Index = KvmAbi.MsrPvmEventEntry, Data = code + (ulong)image.EventEntry },
+            new() { Index = KvmAbi.MsrPvmRetuRip, Data = code + (ulong)image.ReturnToUser },
+        ];
+        platform.SetMsrs(Fd, msrs);
+
+        var regs = new KvmRegs { Rip = code + (ulong)image.Resume, Rsp = Quad(VcpuPage.KernelStackTop), Rflags = 2 };
+        platform.Check(LibC.IoctlRetry(Fd, KvmAbi.SetRegs, (nint)(&regs)), "KVM_SET_REGS");
+
+        var xcrs = new KvmXcrs { NrXcrs = 1, Xcr0Index = 0, Xcr0Value = platform.GuestXcr0 };
+        platform.Check(LibC.IoctlRetry(Fd, KvmAbi.SetXcrs, (nint)(&xcrs)), "KVM_SET_XCRS");
+    }
+}
