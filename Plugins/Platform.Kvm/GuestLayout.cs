@@ -39,8 +39,15 @@ internal static class GuestLayout
     /// <summary>The page-table root of the service vCPU: the supervisor half and nothing else.</summary>
     public const ulong KernelRootOffset = LargePageSize + (2 * PageSize);
 
+    /// <summary>The interrupt descriptor table every vCPU shares (its handlers find their vCPU from the stack).</summary>
+    public const ulong IdtOffset = LargePageSize + (3 * PageSize);
+
+    /// <summary>Per-vCPU syscall entry stubs, 64 bytes each, in the code page.</summary>
+    public const ulong SyscallStubsOffset = 0x1_0000;
+    public const int SyscallStubSize = 64;
+
     /// <summary>The first page the region's allocator hands out.</summary>
-    public const ulong FirstFreeOffset = LargePageSize + (3 * PageSize);
+    public const ulong FirstFreeOffset = LargePageSize + (4 * PageSize);
 
     public static ulong VirtualOf(ulong platformOffset) => SupervisorBase + platformOffset;
 
@@ -56,25 +63,13 @@ internal static class GuestLayout
 }
 
 /// <summary>
-/// The per-vCPU page: PVM's vCPU structure at 0, the program's registers (in <see cref="Registers"/> layout)
-/// at <see cref="Registers"/>, exit and command words, the list of page-table entries to touch. The
-/// trampoline reaches it through GS; the Sentry through the host mapping, with no ioctl.
+/// The per-vCPU page: the program's registers (in <see cref="Registers"/> layout) at <see cref="Registers"/>,
+/// exit and command words, this vCPU's GDT and TSS, the list of page-table entries to touch. The page after
+/// it is the vCPU's stack, so the trampoline finds the page from its stack pointer; the Sentry reaches it
+/// through the host mapping, with no ioctl.
 /// </summary>
 internal static class VcpuPage
 {
-    // struct pvm_vcpu_struct.
-    public const int PvcsEventFlags = 0;
-    public const int PvcsCr2 = 8;
-    public const int PvcsUserCs = 64;
-    public const int PvcsUserSs = 66;
-    public const int PvcsErrorCode = 68;
-    public const int PvcsEventVector = 70;
-    public const int PvcsUserGsBase = 72;
-    public const int PvcsEflags = 80;
-    public const int PvcsRip = 88;
-    public const int PvcsRcx = 96;
-    public const int PvcsR11 = 104;
-
     /// <summary>The program's registers, laid out as <see cref="AppKernel.Platform.Registers"/>.</summary>
     public const int Registers = 0x100;
 
@@ -107,8 +102,21 @@ internal static class VcpuPage
     public const int KernelFaultRip = 0x248;
     public const int KernelFaultVector = 0x250;
 
+    /// <summary>Nonzero: return with iretq (RCX and R11 restored exactly) rather than sysretq.</summary>
+    public const int UseIret = 0x258;
+
+    /// <summary>This vCPU's GDT (Linux's selectors: 0x10 kernel code, 0x18 kernel data, 0x2b user data, 0x33 user code, 0x40 TSS).</summary>
+    public const int Gdt = 0x800;
+    public const int GdtLimit = (10 * 8) - 1;
+
+    /// <summary>This vCPU's TSS (RSP0 and IST1 are the stack top).</summary>
+    public const int Tss = 0x900;
+
+    /// <summary>The stack occupies the page after this one; its top is this far from the page start.</summary>
+    public const int StackTop = 2 * GuestLayout.PageSize;
+
     /// <summary>Runs of page-table entries to rewrite in place (address, count of 8-byte entries).</summary>
-    public const int Touches = 0x400;
+    public const int Touches = 0xA00;
     public const int MaxTouches = (GuestLayout.PageSize - Touches) / 16;
 
     public const uint ExitSyscall = 0x100;

@@ -88,6 +88,7 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
             ref var page = ref vcpu.Registers;
             page = r;
             page.Eflags = (r.Eflags & UserFlags) | 0x202;
+            vcpu.Word(VcpuPage.UseIret) = page.Rcx != page.Rip || page.R11 != page.Eflags ? 1u : 0u;
             return Run(state);
         }
         finally
@@ -292,6 +293,17 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
             {
                 uint error = vcpu.Word(VcpuPage.ErrorCode);
                 ulong address = vcpu.Quad(VcpuPage.Cr2);
+                if (rip == vcpu.SyscallEntry && address == rip && (error & 0x14) == 0x14)
+                {
+                    // A hypervisor that emulates `syscall` without leaving user mode (kvm-pvm in native
+                    // mode) lands on the supervisor-only entry in user mode: the fetch fault is the syscall.
+                    ref var r = ref state.Registers;
+                    r.Rip = r.Rcx;
+                    r.Eflags = r.R11;
+                    r.OrigRax = r.Rax;
+                    return SwitchResult.SyscallStop;
+                }
+
                 var access = (error & 0x10) != 0 ? MemoryAccess.Execute : (error & 0x2) != 0 ? MemoryAccess.Write : MemoryAccess.Read;
                 int code = (error & 1) != 0 && address < GuestLayout.SupervisorBase ? SEGV_ACCERR : SEGV_MAPERR;
                 return new SwitchResult(SwitchReason.Fault, SIGSEGV, code, address, access);

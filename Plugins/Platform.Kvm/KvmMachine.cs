@@ -56,6 +56,16 @@ internal sealed unsafe class KvmMachine : IDisposable
             }
 
             ((ulong*)Host(KernelRootOffset))[SupervisorPml4Index] = SupervisorPml4Entry;
+
+            // The IDT: interrupt gates (IF cleared) on IST1, ring 0 only except #BP and #OF (int3, into).
+            var idt = (ulong*)Host(IdtOffset);
+            foreach (int vector in Trampoline.HandledVectors)
+            {
+                ulong handler = VirtualOf(CodeOffset) + (ulong)Image.Vectors[vector];
+                ulong dpl = vector is 3 or 4 ? 3UL : 0UL;
+                idt[2 * vector] = (handler & 0xFFFF) | (0x10UL << 16) | (1UL << 32) | ((0x8EUL | (dpl << 5)) << 40) | (((handler >> 16) & 0xFFFF) << 48);
+                idt[(2 * vector) + 1] = handler >> 32;
+            }
         }
         catch
         {

@@ -13,9 +13,9 @@ namespace AppKernel.Platform.Kvm;
 /// </summary>
 /// <remarks>
 /// <para>One VM per memory file (one per sandbox); each address space is a page-table root in it, so a
-/// fork costs a page-table tree, not a VM. vCPUs are pooled per VM. The trampoline targets KVM's PVM
-/// backend (<c>kvm_pvm</c>, the paravirtual "pagetable-based virtual machine" used on hosts without
-/// nested VMX); <see cref="EnsureAvailable"/> says so when this machine's KVM is another backend.</para>
+/// fork costs a page-table tree, not a VM. vCPUs are pooled per VM. The guest works under KVM's shadow
+/// paging backends (such as <c>kvm_pvm</c>, used on hosts without
+/// nested VMX) as well as hardware VMX/SVM: it is an ordinary 64-bit ring-0 guest.</para>
 /// <para>Create CPU states with <c>new CpuState(KvmPlatform.ExtendedStateSize)</c>.</para>
 /// </remarks>
 public sealed unsafe class KvmPlatform : IPlatform
@@ -281,12 +281,6 @@ public sealed unsafe class KvmPlatform : IPlatform
             if (VcpuMmapSize <= 0)
             {
                 throw new PlatformUnavailableException($"KVM_GET_VCPU_MMAP_SIZE failed: {LibC.Describe(LibC.Errno)}");
-            }
-
-            if (!Directory.Exists("/sys/module/kvm_pvm"))
-            {
-                throw new PlatformUnavailableException(
-                    "this machine's KVM is hardware-assisted (VMX/SVM); the KVM platform's trampoline targets KVM's PVM backend (kvm_pvm) only so far");
             }
 
             cpuid = ReadSupportedCpuid(fd);

@@ -34,8 +34,6 @@ internal sealed unsafe class KvmVcpu : IDisposable
             PageOffset = machine.AllocatePages(2);
             Page = machine.Host(PageOffset);
             PageAddress = VirtualOf(PageOffset);
-            *(ulong*)(Page + VcpuPage.Self) = PageAddress;
-            *(ulong*)(Page + VcpuPage.KernelStackTop) = VirtualOf(PageOffset + (2 * PageSize));
             *(uint*)(Page + VcpuPage.Phase) = 1;
             Setup();
         }
@@ -57,10 +55,13 @@ internal sealed unsafe class KvmVcpu : IDisposable
 
     public ulong PageOffset { get; }
 
-    /// <summary>The supervisor address of the vCPU page (its GS base).</summary>
+    /// <summary>The supervisor address of the vCPU page.</summary>
     public ulong PageAddress { get; }
 
     public KvmMachine Machine => machine;
+
+    /// <summary>This vCPU's MSR_LSTAR (its syscall stub).</summary>
+    public ulong SyscallEntry { get; private set; }
 
     /// <summary>The page-table root (guest-physical) the vCPU runs on, or loads at its next resume.</summary>
     public ulong Root { get; private set; }
@@ -139,7 +140,16 @@ internal sealed unsafe class KvmVcpu : IDisposable
             KvmAbi.ExitException => $"exception {(uint)run->Exit0}, error code 0x{run->Exit0 >> 32:x}",
             _ => $"exit reason {run->ExitReason}",
         };
-        return new InvalidOperationException($"KVM vCPU {Id} stopped unexpectedly: {detail} (trampoline rip 0x{Registers.Rip:x})");
+        KvmRegs regs;
+        string where = LibC.IoctlRetry(Fd, KvmAbi.GetRegs, (nint)(&regs)) == 0
+            ? $"guest rip 0x{regs.Rip:x}, rsp 0x{regs.Rsp:x}, rflags 0x{regs.Rflags:x}"
+            : "guest registers unreadable";
+        if (run->ExitReason == KvmAbi.ExitInternalError)
+        {
+            where += $", data 0x{run->Exit1:x} 0x{run->Exit2:x} 0x{run->Exit3:x}";
+        }
+
+        return new InvalidOperationException($"KVM vCPU {Id} stopped unexpectedly: {detail} ({where})");
     }
 
     public Exception KernelFault() => new InvalidOperationException(
@@ -163,25 +173,57 @@ internal sealed unsafe class KvmVcpu : IDisposable
         }
     }
 
-    /// <summary>CPUID, the long-mode supervisor state PVM expects, the MSRs of the trampoline, XCR0.</summary>
+    /// <summary>CPUID; this vCPU's GDT, TSS and syscall stub; long mode in ring 0 at the trampoline's resume point; XCR0.</summary>
     private void Setup()
     {
         var platform = machine.Platform;
         platform.SetCpuid(Fd);
+        ulong code = VirtualOf(CodeOffset);
+        var image = machine.Image;
+
+        // The syscall entry stub of this vCPU (its MSR_LSTAR).
+        ulong stubOffset = SyscallStubsOffset + ((ulong)Id * SyscallStubSize);
+        if (stubOffset + SyscallStubSize > LargePageSize)
+        {
+            throw new InvalidOperationException("too many vCPUs in one KVM virtual machine");
+        }
+
+        ulong stubAddress = VirtualOf(stubOffset);
+        SyscallEntry = stubAddress;
+        var stub = Trampoline.BuildSyscallStub(stubAddress, PageAddress, code + (ulong)image.SyscallCommon);
+        stub.CopyTo(new Span<byte>(machine.Host(stubOffset), stub.Length));
+
+        // GDT: Linux's layout, so the program sees its usual selectors (0x33 code, 0x2b data).
+        var gdt = (ulong*)(Page + VcpuPage.Gdt);
+        gdt[2] = 0x00AF_9A00_0000_FFFF; // 0x10 kernel code, 64-bit
+        gdt[3] = 0x00CF_9200_0000_FFFF; // 0x18 kernel data
+        gdt[4] = 0x00CF_FA00_0000_FFFF; // 0x23 user code, 32-bit (sysret's base selector)
+        gdt[5] = 0x00CF_F200_0000_FFFF; // 0x2b user data
+        gdt[6] = 0x00AF_FA00_0000_FFFF; // 0x33 user code, 64-bit
+        ulong tss = PageAddress + VcpuPage.Tss;
+        gdt[8] = 0x67 | ((tss & 0xFF_FFFF) << 16) | (0x89UL << 40) | (((tss >> 24) & 0xFF) << 56);
+        gdt[9] = tss >> 32;
+
+        // TSS: RSP0 and IST1 are this vCPU's stack top; no I/O bitmap.
+        byte* t = Page + VcpuPage.Tss;
+        ulong stackTop = PageAddress + VcpuPage.StackTop;
+        *(ulong*)(t + 4) = stackTop;
+        *(ulong*)(t + 36) = stackTop;
+        *(ushort*)(t + 102) = 104;
 
         KvmSregs sregs;
         platform.Check(LibC.IoctlRetry(Fd, KvmAbi.GetSregs, (nint)(&sregs)), "KVM_GET_SREGS");
-        sregs.Cs = new KvmSegment { Base = 0, Limit = 0xFFFF_FFFF, Selector = 0x10, Type = 0xB, Present = 1, Dpl = 0, Db = 0, S = 1, L = 1, G = 1 };
-        var data = new KvmSegment { Base = 0, Limit = 0xFFFF_FFFF, Selector = 0x18, Type = 0x3, Present = 1, Dpl = 0, Db = 1, S = 1, G = 1 };
-        sregs.Ss = data;
+        sregs.Cs = new KvmSegment { Limit = 0xFFFF_FFFF, Selector = 0x10, Type = 0xB, Present = 1, S = 1, L = 1, G = 1 };
+        sregs.Ss = new KvmSegment { Limit = 0xFFFF_FFFF, Selector = 0x18, Type = 0x3, Present = 1, Db = 1, S = 1, G = 1 };
         var nul = new KvmSegment { Unusable = 1 };
         sregs.Ds = nul;
         sregs.Es = nul;
         sregs.Fs = nul;
         sregs.Gs = nul;
-        sregs.Gs.Base = PageAddress;
-        sregs.Tr = new KvmSegment { Base = 0, Limit = 0x67, Selector = 0, Type = 0xB, Present = 1, S = 0 };
+        sregs.Tr = new KvmSegment { Base = tss, Limit = 0x67, Selector = 0x40, Type = 0xB, Present = 1 };
         sregs.Ldt = new KvmSegment { Unusable = 1, Type = 2 };
+        sregs.Gdt = new KvmDtable { Base = PageAddress + VcpuPage.Gdt, Limit = VcpuPage.GdtLimit };
+        sregs.Idt = new KvmDtable { Base = VirtualOf(IdtOffset), Limit = 0xFFF };
         sregs.Cr0 = 0x8005_0033; // PG, AM, WP, NE, ET, MP, PE
         sregs.Cr4 = 0x20 | 0x200 | 0x400 | 0x1_0000 | 0x4_0000; // PAE, OSFXSR, OSXMMEXCPT, FSGSBASE, OSXSAVE
         sregs.Efer = 0x1 | 0x100 | 0x400 | 0x800; // SCE, LME, LMA, NXE
@@ -189,22 +231,17 @@ internal sealed unsafe class KvmVcpu : IDisposable
         Root = sregs.Cr3;
         platform.Check(LibC.IoctlRetry(Fd, KvmAbi.SetSregs, (nint)(&sregs)), "KVM_SET_SREGS");
 
-        ulong code = VirtualOf(CodeOffset);
-        var image = machine.Image;
         Span<KvmMsrEntry> msrs =
         [
+            // syscall: CS 0x10, SS 0x18; sysret: CS 0x23 + 16 = 0x33, SS 0x23 + 8 = 0x2b.
             new() { Index = KvmAbi.MsrStar, Data = (0x10UL << 32) | (0x23UL << 48) },
-            new() { Index = KvmAbi.MsrLstar, Data = code + (ulong)image.SyscallEntry },
-            new() { Index = KvmAbi.MsrSyscallMask, Data = 0x47700 },
-            new() { Index = KvmAbi.MsrKernelGsBase, Data = PageAddress },
-            new() { Index = KvmAbi.MsrGsBase, Data = PageAddress },
-            new() { Index = KvmAbi.MsrPvmVcpuStruct, Data = PhysicalOf(PageOffset) },
-            new() { Index = KvmAbi.MsrPvmEventEntry, Data = code + (ulong)image.EventEntry },
-            new() { Index = KvmAbi.MsrPvmRetuRip, Data = code + (ulong)image.ReturnToUser },
+            new() { Index = KvmAbi.MsrLstar, Data = stubAddress },
+            // Cleared on syscall: TF, IF, DF, IOPL, NT, AC.
+            new() { Index = KvmAbi.MsrSyscallMask, Data = 0x4_7700 },
         ];
         platform.SetMsrs(Fd, msrs);
 
-        var regs = new KvmRegs { Rip = code + (ulong)image.Resume, Rsp = Quad(VcpuPage.KernelStackTop), Rflags = 2 };
+        var regs = new KvmRegs { Rip = code + (ulong)image.Resume, Rsp = stackTop, Rflags = 2 };
         platform.Check(LibC.IoctlRetry(Fd, KvmAbi.SetRegs, (nint)(&regs)), "KVM_SET_REGS");
 
         var xcrs = new KvmXcrs { NrXcrs = 1, Xcr0Index = 0, Xcr0Value = platform.GuestXcr0 };

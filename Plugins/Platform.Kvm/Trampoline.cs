@@ -1,34 +1,45 @@
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
-using AppKernel.Platform.Kvm.Native;
+using Native = AppKernel.Platform.Kvm.Native;
 
 namespace AppKernel.Platform.Kvm;
 
 /// <summary>
-/// The supervisor code every vCPU runs between the program and the Sentry, assembled with Iced.
+/// The ring-0 code every vCPU runs between the program and the Sentry, assembled with Iced.
 /// </summary>
 /// <remarks>
-/// <para>It runs in PVM supervisor mode, where events from the program arrive without a stack switch:
-/// the user's RIP, RCX, R11, RFLAGS and GS base are in the PVM vCPU structure, every other register
-/// still holds the program's value, and GS points at this vCPU's page. The code saves the program's
-/// registers into that page (in <see cref="Registers"/> layout), records why it stopped, and executes
-/// <c>hlt</c>, which makes KVM_RUN return KVM_EXIT_HLT to the Sentry. The next KVM_RUN continues after
-/// the <c>hlt</c>: the code carries out the Sentry's requests (switch page tables, rewrite page-table
-/// entries, flush the TLB), loads the registers back from the page and returns to the program with
-/// PVM's ERETU. Nothing else ever runs in supervisor mode.</para>
+/// <para>Entry: <c>syscall</c> goes to a per-vCPU stub (this vCPU's MSR_LSTAR) that saves the user stack
+/// pointer in the vCPU page and moves to the vCPU's stack; exceptions and the kick interrupt arrive
+/// through the shared IDT on IST1, which is the same stack. The code finds the vCPU page from the stack
+/// pointer (the stack is the page after it), so it needs neither SWAPGS nor an MSR read. It saves the
+/// program's registers in the page (in <see cref="Registers"/> layout), records why it stopped, and
+/// executes <c>hlt</c>: KVM_RUN returns KVM_EXIT_HLT to the Sentry.</para>
+/// <para>The next KVM_RUN continues after the <c>hlt</c>: the code does what the Sentry asked (load
+/// another page-table root, rewrite page-table entries in place, flush the TLB), loads the registers
+/// from the page and returns to the program with <c>sysretq</c>, or <c>iretq</c> when RCX and R11 must
+/// come back exactly (after an exception or interrupt).</para>
 /// </remarks>
 internal static class Trampoline
 {
-    /// <summary>The assembled code and its entry points (offsets from the start).</summary>
-    public sealed record Image(byte[] Code, int SyscallEntry, int EventEntry, int Resume, int ReturnToUser, int Park);
+    /// <summary>The assembled code and its entry points (offsets from the start); <see cref="Vectors"/> gives each IDT vector's stub.</summary>
+    public sealed record Image(byte[] Code, int SyscallCommon, int Resume, int[] Vectors);
+
+    /// <summary>Exceptions for which the CPU pushes an error code.</summary>
+    private static readonly HashSet<int> WithErrorCode = [8, 10, 11, 12, 13, 14, 17, 21, 29, 30];
+
+    // The vCPU page relative to the stack pointer: at the stack top (syscall path, park, resume) ...
+    private static AssemblerMemoryOperand Top(int offset) => __[rsp + (offset - VcpuPage.StackTop)];
+
+    // ... and with an exception frame plus vector and error code on the stack (7 quadwords).
+    private const int FrameSize = 56;
+
+    private static AssemblerMemoryOperand Framed(int offset) => __[rsp + (offset - VcpuPage.StackTop + FrameSize)];
 
     public static Image Build(ulong address)
     {
-        // The main block sits after the three event entry slots (0, +256, +512 are PVM's).
-        const int MainOffset = 0x300;
         var a = new Assembler(64);
-        var syscallEntry = a.CreateLabel();
-        var saveCommon = a.CreateLabel();
+        var syscallCommon = a.CreateLabel();
+        var exceptionCommon = a.CreateLabel();
         var park = a.CreateLabel();
         var resume = a.CreateLabel();
         var noCr3 = a.CreateLabel();
@@ -36,73 +47,83 @@ internal static class Trampoline
         var touchRun = a.CreateLabel();
         var touchEntry = a.CreateLabel();
         var noFlush = a.CreateLabel();
-        var retu = a.CreateLabel();
-        var stop = a.CreateLabel();
+        var useIret = a.CreateLabel();
+        var kernelFault = a.CreateLabel();
+        var notPageFault = a.CreateLabel();
 
-        // ---- Syscall entry (MSR_LSTAR): the program executed `syscall`. ----
-        a.Label(ref syscallEntry);
-        // Keep the user's stack pointer, move to this vCPU's own stack (PVM does not switch stacks).
-        a.mov(__qword_ptr.gs[VcpuPage.Rsp], rsp);
-        a.mov(rsp, __qword_ptr.gs[VcpuPage.KernelStackTop]);
-        a.mov(__qword_ptr.gs[VcpuPage.Rax], rax);
-        a.mov(__qword_ptr.gs[VcpuPage.OrigRax], rax);
-        a.mov(__dword_ptr.gs[VcpuPage.Exit], (int)VcpuPage.ExitSyscall);
+        // ---- Syscall (after the per-vCPU stub saved RSP and moved to the vCPU stack top). ----
+        // RCX holds the user RIP and R11 the user RFLAGS, as the instruction left them.
+        a.Label(ref syscallCommon);
+        a.mov(Top(VcpuPage.Rax), rax);
+        a.mov(Top(VcpuPage.OrigRax), rax);
+        a.mov(Top(VcpuPage.Rcx), rcx);
+        a.mov(Top(VcpuPage.Rip), rcx);
+        a.mov(Top(VcpuPage.R11), r11);
+        a.mov(Top(VcpuPage.Eflags), r11);
+        SaveGeneral(a, Top);
+        a.mov(__dword_ptr[rsp + (VcpuPage.Exit - VcpuPage.StackTop)], (int)VcpuPage.ExitSyscall);
+        a.jmp(park);
 
-        // ---- Save the rest of the program's registers into the vCPU page. ----
-        a.Label(ref saveCommon);
-        a.mov(__qword_ptr.gs[VcpuPage.Rbx], rbx);
-        a.mov(__qword_ptr.gs[VcpuPage.Rdx], rdx);
-        a.mov(__qword_ptr.gs[VcpuPage.Rsi], rsi);
-        a.mov(__qword_ptr.gs[VcpuPage.Rdi], rdi);
-        a.mov(__qword_ptr.gs[VcpuPage.Rbp], rbp);
-        a.mov(__qword_ptr.gs[VcpuPage.R8], r8);
-        a.mov(__qword_ptr.gs[VcpuPage.R9], r9);
-        a.mov(__qword_ptr.gs[VcpuPage.R10], r10);
-        a.mov(__qword_ptr.gs[VcpuPage.R12], r12);
-        a.mov(__qword_ptr.gs[VcpuPage.R13], r13);
-        a.mov(__qword_ptr.gs[VcpuPage.R14], r14);
-        a.mov(__qword_ptr.gs[VcpuPage.R15], r15);
-        // RIP, RCX, R11, RFLAGS and the GS base were saved by PVM in its vCPU structure.
-        a.mov(rax, __qword_ptr.gs[VcpuPage.PvcsRip]);
-        a.mov(__qword_ptr.gs[VcpuPage.Rip], rax);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.PvcsRcx]);
-        a.mov(__qword_ptr.gs[VcpuPage.Rcx], rax);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.PvcsR11]);
-        a.mov(__qword_ptr.gs[VcpuPage.R11], rax);
-        a.mov(eax, __dword_ptr.gs[VcpuPage.PvcsEflags]);
-        a.mov(__qword_ptr.gs[VcpuPage.Eflags], rax);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.PvcsUserGsBase]);
-        a.mov(__qword_ptr.gs[VcpuPage.GsBase], rax);
-        // FS is not switched by PVM: the program's base is still loaded.
-        a.rdfsbase(rax);
-        a.mov(__qword_ptr.gs[VcpuPage.FsBase], rax);
-        // The event is taken: clear PVM's "delivering" bits so a later event is not a nested one.
-        a.mov(__word_ptr.gs[VcpuPage.PvcsEventVector], 0);
+        // ---- Exceptions and interrupts: [rsp] vector, error code, rip, cs, rflags, rsp, ss. ----
+        a.Label(ref exceptionCommon);
+        a.test(__byte_ptr[rsp + 24], 3);
+        a.jz(kernelFault);
+        a.mov(Framed(VcpuPage.Rax), rax);
+        a.mov(Framed(VcpuPage.Rcx), rcx);
+        a.mov(Framed(VcpuPage.R11), r11);
+        a.mov(__qword_ptr[rsp + (VcpuPage.OrigRax - VcpuPage.StackTop + FrameSize)], -1);
+        SaveGeneral(a, Framed);
+        a.mov(rax, __qword_ptr[rsp + 16]);
+        a.mov(Framed(VcpuPage.Rip), rax);
+        a.mov(rax, __qword_ptr[rsp + 32]);
+        a.mov(Framed(VcpuPage.Eflags), rax);
+        a.mov(rax, __qword_ptr[rsp + 40]);
+        a.mov(Framed(VcpuPage.Rsp), rax);
+        a.mov(eax, __dword_ptr[rsp]);
+        a.mov(__dword_ptr[rsp + (VcpuPage.Exit - VcpuPage.StackTop + FrameSize)], eax);
+        a.mov(eax, __dword_ptr[rsp + 8]);
+        a.mov(__dword_ptr[rsp + (VcpuPage.ErrorCode - VcpuPage.StackTop + FrameSize)], eax);
+        // CR2 only for page faults (reading it may cost a hypervisor exit).
+        a.cmp(__dword_ptr[rsp], 14);
+        a.jne(notPageFault);
+        a.mov(rax, cr2);
+        a.mov(Framed(VcpuPage.Cr2), rax);
+        a.Label(ref notPageFault);
+        a.add(rsp, FrameSize);
 
-        // ---- Park: tell the Sentry (KVM_EXIT_HLT). The next KVM_RUN continues at resume. ----
+        // ---- Park: FS and GS bases, then stop (KVM_EXIT_HLT). The next KVM_RUN continues at resume. ----
         a.Label(ref park);
-        a.mov(__dword_ptr.gs[VcpuPage.Phase], 1);
+        // (rdmsr rather than rdfsbase: a hypervisor that emulates ring 0 supports the MSR accesses.)
+        a.mov(ecx, unchecked((int)Native.KvmAbi.MsrFsBase));
+        a.rdmsr();
+        a.mov(__dword_ptr[rsp + (VcpuPage.FsBase - VcpuPage.StackTop)], eax);
+        a.mov(__dword_ptr[rsp + (VcpuPage.FsBase + 4 - VcpuPage.StackTop)], edx);
+        a.mov(ecx, unchecked((int)Native.KvmAbi.MsrGsBase));
+        a.rdmsr();
+        a.mov(__dword_ptr[rsp + (VcpuPage.GsBase - VcpuPage.StackTop)], eax);
+        a.mov(__dword_ptr[rsp + (VcpuPage.GsBase + 4 - VcpuPage.StackTop)], edx);
+        var parkAgain = a.CreateLabel();
+        a.Label(ref parkAgain);
+        a.mov(__dword_ptr[rsp + (VcpuPage.Phase - VcpuPage.StackTop)], 1);
         a.hlt();
         a.Label(ref resume);
-        a.mov(__dword_ptr.gs[VcpuPage.Phase], 0);
+        a.mov(__dword_ptr[rsp + (VcpuPage.Phase - VcpuPage.StackTop)], 0);
 
-        // Switch page tables (a new address space for this vCPU), flushing the TLB.
-        a.cmp(__dword_ptr.gs[VcpuPage.LoadCr3], 0);
+        // Load another page-table root (this also flushes the TLB).
+        a.cmp(__dword_ptr[rsp + (VcpuPage.LoadCr3 - VcpuPage.StackTop)], 0);
         a.je(noCr3);
-        a.mov(eax, (int)KvmAbi.PvmHcLoadPageTables);
-        a.mov(ebx, 1);
-        a.mov(r10, __qword_ptr.gs[VcpuPage.Cr3]);
-        a.syscall();
-        a.mov(__dword_ptr.gs[VcpuPage.LoadCr3], 0);
+        a.mov(rax, Top(VcpuPage.Cr3));
+        a.mov(cr3, rax);
+        a.mov(__dword_ptr[rsp + (VcpuPage.LoadCr3 - VcpuPage.StackTop)], 0);
+        a.mov(__dword_ptr[rsp + (VcpuPage.FlushTlb - VcpuPage.StackTop)], 0);
         a.Label(ref noCr3);
 
-        // Rewrite page-table entries the Sentry changed (an atomic OR of 0 changes nothing but is a
-        // write), so that a hypervisor shadowing the page tables notices the change.
-        a.mov(ecx, __dword_ptr.gs[VcpuPage.TouchCount]);
+        // Rewrite page-table entries the Sentry changed, in place (an atomic OR of zero changes nothing
+        // but is a guest write), so that a hypervisor shadowing guest page tables notices the change.
+        a.mov(ecx, __dword_ptr[rsp + (VcpuPage.TouchCount - VcpuPage.StackTop)]);
         a.test(ecx, ecx);
         a.jz(noTouch);
-        a.mov(rsi, __qword_ptr.gs[VcpuPage.Self]);
-        a.add(rsi, VcpuPage.Touches);
+        a.lea(rsi, __[rsp + (VcpuPage.Touches - VcpuPage.StackTop)]);
         a.Label(ref touchRun);
         a.mov(rdi, __qword_ptr[rsi]);
         a.mov(rdx, __qword_ptr[rsi + 8]);
@@ -114,123 +135,149 @@ internal static class Trampoline
         a.add(rsi, 16);
         a.dec(ecx);
         a.jnz(touchRun);
-        a.mov(__dword_ptr.gs[VcpuPage.TouchCount], 0);
+        a.mov(__dword_ptr[rsp + (VcpuPage.TouchCount - VcpuPage.StackTop)], 0);
         a.Label(ref noTouch);
 
-        // Flush this vCPU's TLB (mappings of its address space changed since it last ran).
-        a.cmp(__dword_ptr.gs[VcpuPage.FlushTlb], 0);
+        // Flush the TLB: mappings of this vCPU's address space changed since it last ran.
+        a.cmp(__dword_ptr[rsp + (VcpuPage.FlushTlb - VcpuPage.StackTop)], 0);
         a.je(noFlush);
-        a.mov(eax, (int)KvmAbi.PvmHcTlbFlush);
-        a.syscall();
-        a.mov(__dword_ptr.gs[VcpuPage.FlushTlb], 0);
+        a.mov(rax, cr3);
+        a.mov(cr3, rax);
+        a.mov(__dword_ptr[rsp + (VcpuPage.FlushTlb - VcpuPage.StackTop)], 0);
         a.Label(ref noFlush);
 
         // Work only: stop again.
-        a.cmp(__dword_ptr.gs[VcpuPage.Command], 0);
-        a.jne(park);
+        a.cmp(__dword_ptr[rsp + (VcpuPage.Command - VcpuPage.StackTop)], 0);
+        a.jne(parkAgain);
 
-        // ---- Return to the program: ERETU takes RIP, RCX, R11, RFLAGS, CS, SS, GS base from PVM's structure. ----
-        a.mov(__word_ptr.gs[VcpuPage.PvcsEventVector], KvmAbi.PvmEventVectorStandard);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.Rip]);
-        a.mov(__qword_ptr.gs[VcpuPage.PvcsRip], rax);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.Rcx]);
-        a.mov(__qword_ptr.gs[VcpuPage.PvcsRcx], rax);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.R11]);
-        a.mov(__qword_ptr.gs[VcpuPage.PvcsR11], rax);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.Eflags]);
-        a.mov(__dword_ptr.gs[VcpuPage.PvcsEflags], eax);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.GsBase]);
-        a.mov(__qword_ptr.gs[VcpuPage.PvcsUserGsBase], rax);
-        a.mov(__word_ptr.gs[VcpuPage.PvcsUserCs], 0x33);
-        a.mov(__word_ptr.gs[VcpuPage.PvcsUserSs], 0x2b);
-        a.mov(__qword_ptr.gs[VcpuPage.PvcsEventFlags], 0);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.FsBase]);
-        a.wrfsbase(rax);
-        // The general registers, the stack pointer last.
-        a.mov(rbx, __qword_ptr.gs[VcpuPage.Rbx]);
-        a.mov(rdx, __qword_ptr.gs[VcpuPage.Rdx]);
-        a.mov(rsi, __qword_ptr.gs[VcpuPage.Rsi]);
-        a.mov(rdi, __qword_ptr.gs[VcpuPage.Rdi]);
-        a.mov(rbp, __qword_ptr.gs[VcpuPage.Rbp]);
-        a.mov(r8, __qword_ptr.gs[VcpuPage.R8]);
-        a.mov(r9, __qword_ptr.gs[VcpuPage.R9]);
-        a.mov(r10, __qword_ptr.gs[VcpuPage.R10]);
-        a.mov(r12, __qword_ptr.gs[VcpuPage.R12]);
-        a.mov(r13, __qword_ptr.gs[VcpuPage.R13]);
-        a.mov(r14, __qword_ptr.gs[VcpuPage.R14]);
-        a.mov(r15, __qword_ptr.gs[VcpuPage.R15]);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.Rax]);
-        a.mov(rsp, __qword_ptr.gs[VcpuPage.Rsp]);
-        a.Label(ref retu);
-        a.syscall();
+        // ---- Return to the program. ----
+        a.mov(ecx, unchecked((int)Native.KvmAbi.MsrFsBase));
+        a.mov(eax, __dword_ptr[rsp + (VcpuPage.FsBase - VcpuPage.StackTop)]);
+        a.mov(edx, __dword_ptr[rsp + (VcpuPage.FsBase + 4 - VcpuPage.StackTop)]);
+        a.wrmsr();
+        a.mov(ecx, unchecked((int)Native.KvmAbi.MsrGsBase));
+        a.mov(eax, __dword_ptr[rsp + (VcpuPage.GsBase - VcpuPage.StackTop)]);
+        a.mov(edx, __dword_ptr[rsp + (VcpuPage.GsBase + 4 - VcpuPage.StackTop)]);
+        a.wrmsr();
+        a.cmp(__dword_ptr[rsp + (VcpuPage.UseIret - VcpuPage.StackTop)], 0);
+        a.jne(useIret);
 
-        // ---- A fault in supervisor mode: keep what PVM saved, stop, and never continue. ----
+        // sysretq: RIP from RCX, RFLAGS from R11; the stack pointer is loaded last.
+        RestoreGeneral(a);
+        a.mov(rcx, Top(VcpuPage.Rip));
+        a.mov(r11, Top(VcpuPage.Eflags));
+        a.mov(rax, Top(VcpuPage.Rax));
+        a.mov(rsp, Top(VcpuPage.Rsp));
+        a.sysretq();
+
+        // iretq: a frame below the stack top, every register exact.
+        a.Label(ref useIret);
+        a.mov(rax, Top(VcpuPage.Rip));
+        a.mov(__qword_ptr[rsp - 40], rax);
+        a.mov(__qword_ptr[rsp - 32], 0x33);
+        a.mov(rax, Top(VcpuPage.Eflags));
+        a.mov(__qword_ptr[rsp - 24], rax);
+        a.mov(rax, Top(VcpuPage.Rsp));
+        a.mov(__qword_ptr[rsp - 16], rax);
+        a.mov(__qword_ptr[rsp - 8], 0x2b);
+        RestoreGeneral(a);
+        a.mov(rcx, Top(VcpuPage.Rcx));
+        a.mov(r11, Top(VcpuPage.R11));
+        a.mov(rax, Top(VcpuPage.Rax));
+        a.sub(rsp, 40);
+        a.iretq();
+
+        // ---- A fault in ring 0 (a trampoline bug): record it and stop for good. ----
+        a.Label(ref kernelFault);
+        a.mov(eax, __dword_ptr[rsp]);
+        a.mov(Framed(VcpuPage.KernelFaultVector), rax);
+        a.mov(rax, __qword_ptr[rsp + 16]);
+        a.mov(Framed(VcpuPage.KernelFaultRip), rax);
+        a.mov(rax, cr2);
+        a.mov(Framed(VcpuPage.Cr2), rax);
+        a.add(rsp, FrameSize);
+        a.mov(__dword_ptr[rsp + (VcpuPage.Exit - VcpuPage.StackTop)], (int)VcpuPage.ExitKernelFault);
+        var stop = a.CreateLabel();
         a.Label(ref stop);
-        a.mov(__dword_ptr.gs[VcpuPage.Exit], (int)VcpuPage.ExitKernelFault);
-        a.movzx(eax, __word_ptr.gs[VcpuPage.PvcsEventVector]);
-        a.mov(__qword_ptr.gs[VcpuPage.KernelFaultVector], rax);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.PvcsRip]);
-        a.mov(__qword_ptr.gs[VcpuPage.KernelFaultRip], rax);
-        a.mov(rax, __qword_ptr.gs[VcpuPage.PvcsCr2]);
-        a.mov(__qword_ptr.gs[VcpuPage.Cr2], rax);
-        a.mov(__dword_ptr.gs[VcpuPage.Phase], 1);
-        var again = a.CreateLabel();
-        a.Label(ref again);
+        a.mov(__dword_ptr[rsp + (VcpuPage.Phase - VcpuPage.StackTop)], 1);
         a.hlt();
-        a.jmp(again);
+        a.jmp(stop);
 
-        ulong mainAddress = address + MainOffset;
-        var main = Assemble(a, mainAddress, out var result);
-        ulong LabelAddress(Label label) => result.GetLabelRIP(label);
-
-        // ---- Event entry (MSR_PVM_EVENT_ENTRY): exceptions and interrupts from the program. ----
-        var e = new Assembler(64);
-        // Keep the user's stack pointer, move to this vCPU's own stack.
-        e.mov(__qword_ptr.gs[VcpuPage.Rsp], rsp);
-        e.mov(rsp, __qword_ptr.gs[VcpuPage.KernelStackTop]);
-        e.mov(__qword_ptr.gs[VcpuPage.Rax], rax);
-        e.mov(__qword_ptr.gs[VcpuPage.OrigRax], -1);
-        // The vector (low byte of event_vector), the error code, and CR2 for page faults.
-        e.movzx(eax, __byte_ptr.gs[VcpuPage.PvcsEventVector]);
-        e.mov(__dword_ptr.gs[VcpuPage.Exit], eax);
-        e.movzx(eax, __word_ptr.gs[VcpuPage.PvcsErrorCode]);
-        e.mov(__dword_ptr.gs[VcpuPage.ErrorCode], eax);
-        e.mov(rax, __qword_ptr.gs[VcpuPage.PvcsCr2]);
-        e.mov(__qword_ptr.gs[VcpuPage.Cr2], rax);
-        // x87 and SSE status for #MF and #XM (which FPE_* code Linux would report).
-        e.fnstsw(__word_ptr.gs[VcpuPage.FpuStatus]);
-        e.fnstcw(__word_ptr.gs[VcpuPage.FpuControl]);
-        e.stmxcsr(__dword_ptr.gs[VcpuPage.Mxcsr]);
-        e.jmp(LabelAddress(saveCommon));
-        var eventCode = Assemble(e, address, out _);
-
-        // ---- Supervisor events (+256, +512): a fault in this code itself; record it and stop for good. ----
-        var s1 = new Assembler(64);
-        s1.jmp(LabelAddress(stop));
-        var supervisorException = Assemble(s1, address + 256, out _);
-        var s2 = new Assembler(64);
-        s2.jmp(LabelAddress(stop));
-        var supervisorInterrupt = Assemble(s2, address + 512, out _);
-
-        if (eventCode.Length > 256 || supervisorException.Length > 256 || supervisorInterrupt.Length > MainOffset - 512)
+        // ---- One stub per IDT vector: the error code (0 where the CPU pushes none), the vector. ----
+        var stubs = new Label[256];
+        foreach (int vector in HandledVectors)
         {
-            throw new InvalidOperationException("a trampoline event entry overflows its slot");
+            stubs[vector] = a.CreateLabel();
+            a.Label(ref stubs[vector]);
+            if (!WithErrorCode.Contains(vector))
+            {
+                a.push(0);
+            }
+
+            a.push(vector);
+            a.jmp(exceptionCommon);
         }
 
-        var code = new byte[MainOffset + main.Length];
-        code.AsSpan().Fill(0xCC);
-        eventCode.CopyTo(code, 0);
-        supervisorException.CopyTo(code, 256);
-        supervisorInterrupt.CopyTo(code, 512);
-        main.CopyTo(code, MainOffset);
-        int Offset(Label label) => (int)(LabelAddress(label) - address);
-        return new Image(code, Offset(syscallEntry), 0, Offset(resume), Offset(retu), Offset(park));
+        using var stream = new MemoryStream();
+        var result = a.Assemble(new StreamCodeWriter(stream), address, BlockEncoderOptions.ReturnNewInstructionOffsets);
+        int Offset(Label label) => (int)(result.GetLabelRIP(label) - address);
+        var vectors = new int[256];
+        Array.Fill(vectors, -1);
+        foreach (int vector in HandledVectors)
+        {
+            vectors[vector] = Offset(stubs[vector]);
+        }
+
+        return new Image(stream.ToArray(), Offset(syscallCommon), Offset(resume), vectors);
     }
 
-    private static byte[] Assemble(Assembler assembler, ulong address, out AssemblerResult result)
+    /// <summary>The vectors with an IDT gate: the 32 exceptions and the kick interrupt.</summary>
+    public static IEnumerable<int> HandledVectors => Enumerable.Range(0, 32).Append((int)VcpuPage.KickVector);
+
+    /// <summary>
+    /// The per-vCPU syscall entry at <paramref name="address"/> (this vCPU's MSR_LSTAR): keep the user
+    /// stack pointer in the vCPU page, switch to the vCPU stack, continue in the shared code.
+    /// </summary>
+    public static byte[] BuildSyscallStub(ulong address, ulong pageAddress, ulong syscallCommon)
     {
+        var a = new Assembler(64);
+        a.AddInstruction(Instruction.Create(Code.Mov_rm64_r64, new MemoryOperand(Register.RIP, (long)(pageAddress + VcpuPage.Rsp)), Register.RSP));
+        a.AddInstruction(Instruction.Create(Code.Lea_r64_m, Register.RSP, new MemoryOperand(Register.RIP, (long)(pageAddress + VcpuPage.StackTop))));
+        a.jmp(syscallCommon);
         using var stream = new MemoryStream();
-        result = assembler.Assemble(new StreamCodeWriter(stream), address, BlockEncoderOptions.ReturnNewInstructionOffsets);
+        a.Assemble(new StreamCodeWriter(stream), address);
         return stream.ToArray();
+    }
+
+    private static void SaveGeneral(Assembler a, Func<int, AssemblerMemoryOperand> slot)
+    {
+        a.mov(slot(VcpuPage.Rbx), rbx);
+        a.mov(slot(VcpuPage.Rdx), rdx);
+        a.mov(slot(VcpuPage.Rsi), rsi);
+        a.mov(slot(VcpuPage.Rdi), rdi);
+        a.mov(slot(VcpuPage.Rbp), rbp);
+        a.mov(slot(VcpuPage.R8), r8);
+        a.mov(slot(VcpuPage.R9), r9);
+        a.mov(slot(VcpuPage.R10), r10);
+        a.mov(slot(VcpuPage.R12), r12);
+        a.mov(slot(VcpuPage.R13), r13);
+        a.mov(slot(VcpuPage.R14), r14);
+        a.mov(slot(VcpuPage.R15), r15);
+    }
+
+    private static void RestoreGeneral(Assembler a)
+    {
+        a.mov(rbx, Top(VcpuPage.Rbx));
+        a.mov(rdx, Top(VcpuPage.Rdx));
+        a.mov(rsi, Top(VcpuPage.Rsi));
+        a.mov(rdi, Top(VcpuPage.Rdi));
+        a.mov(rbp, Top(VcpuPage.Rbp));
+        a.mov(r8, Top(VcpuPage.R8));
+        a.mov(r9, Top(VcpuPage.R9));
+        a.mov(r10, Top(VcpuPage.R10));
+        a.mov(r12, Top(VcpuPage.R12));
+        a.mov(r13, Top(VcpuPage.R13));
+        a.mov(r14, Top(VcpuPage.R14));
+        a.mov(r15, Top(VcpuPage.R15));
     }
 }

@@ -28,7 +28,7 @@ public sealed class SyscallTests
             using var context = m.Platform.CreateExecutionContext(m.Space);
             var state = Machine.NewState();
             var result = context.Switch(state);
-            Assert.AreEqual(SwitchReason.Syscall, result.Reason);
+            Assert.AreEqual(SwitchReason.Syscall, result.Reason, $"{result} at rip 0x{state.Registers.Rip:x}");
             ref var r = ref state.Registers;
             Assert.AreEqual(42UL, r.OrigRax);
             Assert.AreEqual((1UL, 2UL, 3UL, 4UL, 5UL, 6UL), (r.Rdi, r.Rsi, r.Rdx, r.R10, r.R8, r.R9));

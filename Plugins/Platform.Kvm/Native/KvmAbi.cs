@@ -69,16 +69,6 @@ internal static class KvmAbi
     public const uint MsrFsBase = 0xC000_0100;
     public const uint MsrGsBase = 0xC000_0101;
     public const uint MsrKernelGsBase = 0xC000_0102;
-
-    // PVM's paravirtual MSRs and hypercalls (the PVM specification).
-    public const uint MsrPvmLinearAddressRange = 0x4B56_4DF0;
-    public const uint MsrPvmVcpuStruct = 0x4B56_4DF1;
-    public const uint MsrPvmEventEntry = 0x4B56_4DF4;
-    public const uint MsrPvmRetuRip = 0x4B56_4DF5;
-    public const uint PvmHypercallBase = 0x1708_8200;
-    public const uint PvmHcLoadPageTables = PvmHypercallBase + 0;
-    public const uint PvmHcTlbFlush = PvmHypercallBase + 3;
-    public const ushort PvmEventVectorStandard = 0x100;
 }
 
 /// <summary><c>struct kvm_run</c>: the header, the exit union at 32 and the sync-regs area at 304.</summary>
