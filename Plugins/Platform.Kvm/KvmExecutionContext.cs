@@ -48,6 +48,8 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
         space.Attach(this);
     }
 
+    internal KvmVcpu VcpuForTests => vcpu;
+
     /// <summary>The KVM vCPU id (for diagnostics).</summary>
     public int VcpuId => vcpu.Id;
 
@@ -85,10 +87,12 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
                 WriteExtendedState(state);
             }
 
-            ref var page = ref vcpu.Registers;
-            page = r;
-            page.Eflags = (r.Eflags & UserFlags) | 0x202;
-            vcpu.Word(VcpuPage.UseIret) = page.Rcx != page.Rip || page.R11 != page.Eflags ? 1u : 0u;
+            if (r.FsBase != vcpu.FsBase || r.GsBase != vcpu.GsBase)
+            {
+                WriteSegmentBases(r.FsBase, r.GsBase);
+            }
+
+            Load(in r);
             return Run(state);
         }
         finally
@@ -166,12 +170,16 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
         var run = vcpu.Run;
         while (true)
         {
-            bool parked = vcpu.Word(VcpuPage.Phase) == 1;
+            bool parked = IsParked(run);
             long generation = space.Generation;
             bool stale = generation != flushedGeneration;
-            if (stale && parked)
+            if (parked && (stale || vcpu.Word(VcpuPage.LoadCr3) != 0))
             {
-                vcpu.Word(VcpuPage.FlushTlb) = 1;
+                // Return through the CR3 reload: a new address space, or entries changed since the last flush.
+                vcpu.Quad(VcpuPage.Cr3) = vcpu.Root;
+                vcpu.Word(VcpuPage.LoadCr3) = 0;
+                run->Regs.Rip = vcpu.Code(space.Machine.Image.FlushAndReturn);
+                run->DirtyRegs = KvmAbi.SyncRegsGeneral;
                 flushedGeneration = generation;
                 stale = false;
             }
@@ -197,11 +205,10 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
                 run->ImmediateExit = 0;
                 if (Volatile.Read(ref interruptPending) != 0)
                 {
-                    if (vcpu.Word(VcpuPage.Phase) == 1)
+                    if (IsParked(run))
                     {
+                        // Nothing ran: the state the Sentry passed in is still the program's.
                         Interlocked.Exchange(ref interruptPending, 0);
-                        state.Registers = vcpu.Registers;
-                        FixSelectors(state);
                         return SwitchResult.InterruptedStop;
                     }
 
@@ -232,24 +239,143 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
             }
 
             run->RequestInterruptWindow = 0;
-            uint exit = vcpu.Word(VcpuPage.Exit);
-            if (exit == VcpuPage.KickVector)
+            var image = space.Machine.Image;
+            ulong stop = run->Regs.Rip - 1 - vcpu.Code(image.Vectors);
+            ref var r = ref state.Registers;
+            if (run->Regs.Rip == vcpu.Code(image.SyscallStop) + 1)
+            {
+                // A syscall that entered ring 0 (hardware VMX/SVM): registers untouched, RIP in RCX.
+                Capture(ref r, rip: run->Regs.Rcx, rflags: run->Regs.R11, rsp: run->Regs.Rsp);
+                r.OrigRax = r.Rax;
+                return SwitchResult.SyscallStop;
+            }
+
+            if (stop >= 256 * Trampoline.VectorStubSize)
+            {
+                throw vcpu.UnexpectedExit();
+            }
+
+            int vector = (int)(stop / Trampoline.VectorStubSize);
+            ulong error = 0;
+            ulong frame = run->Regs.Rsp;
+            if (Trampoline.HasErrorCode(vector))
+            {
+                error = Stack(frame);
+                frame += 8;
+            }
+
+            if ((Stack(frame + 8) & 3) == 0)
+            {
+                throw vcpu.KernelFault(vector, Stack(frame), error);
+            }
+
+            Capture(ref r, rip: Stack(frame), rflags: Stack(frame + 16), rsp: Stack(frame + 24));
+            r.OrigRax = ulong.MaxValue;
+            if (vector == (int)VcpuPage.KickVector)
             {
                 kickQueued = false;
                 if (Interlocked.Exchange(ref interruptPending, 0) != 0)
                 {
-                    state.Registers = vcpu.Registers;
-                    FixSelectors(state);
                     return SwitchResult.InterruptedStop;
                 }
 
-                continue; // pulled in for a TLB flush: the loop flushes and returns to the program
+                Load(in r); // pulled in for a TLB flush: the loop flushes and returns to the program
+                continue;
             }
 
-            state.Registers = vcpu.Registers;
-            FixSelectors(state);
-            return Decode(exit, state);
+            return Decode(vector, error, state);
         }
+    }
+
+    /// <summary>Whether the vCPU sits at a return entry it has not executed yet (so nothing of the program ran).</summary>
+    private bool IsParked(KvmRun* run)
+    {
+        var image = space.Machine.Image;
+        ulong rip = run->Regs.Rip;
+        return rip == vcpu.Code(image.Return) || rip == vcpu.Code(image.FlushAndReturn);
+    }
+
+    /// <summary>Writes the program's registers: general ones through sync regs, RIP/RFLAGS/RSP as an iret frame.</summary>
+    private void Load(in Registers r)
+    {
+        var run = vcpu.Run;
+        ref var g = ref run->Regs;
+        g.Rax = r.Rax;
+        g.Rbx = r.Rbx;
+        g.Rcx = r.Rcx;
+        g.Rdx = r.Rdx;
+        g.Rsi = r.Rsi;
+        g.Rdi = r.Rdi;
+        g.Rbp = r.Rbp;
+        g.R8 = r.R8;
+        g.R9 = r.R9;
+        g.R10 = r.R10;
+        g.R11 = r.R11;
+        g.R12 = r.R12;
+        g.R13 = r.R13;
+        g.R14 = r.R14;
+        g.R15 = r.R15;
+        ulong frame = vcpu.StackTop - 40;
+        var f = (ulong*)vcpu.Machine.Host(frame - GuestLayout.SupervisorBase);
+        f[0] = r.Rip;
+        f[1] = 0x33;
+        f[2] = (r.Eflags & UserFlags) | 0x202;
+        f[3] = r.Rsp;
+        f[4] = 0x2b;
+        g.Rsp = frame;
+        g.Rflags = 2;
+        g.Rip = vcpu.Code(space.Machine.Image.Return);
+        run->DirtyRegs = KvmAbi.SyncRegsGeneral;
+    }
+
+    /// <summary>Reads the program's registers back: general ones from sync regs, the rest as given.</summary>
+    private void Capture(ref Registers r, ulong rip, ulong rflags, ulong rsp)
+    {
+        ref var g = ref vcpu.Run->Regs;
+        r.Rax = g.Rax;
+        r.Rbx = g.Rbx;
+        r.Rcx = g.Rcx;
+        r.Rdx = g.Rdx;
+        r.Rsi = g.Rsi;
+        r.Rdi = g.Rdi;
+        r.Rbp = g.Rbp;
+        r.R8 = g.R8;
+        r.R9 = g.R9;
+        r.R10 = g.R10;
+        r.R11 = g.R11;
+        r.R12 = g.R12;
+        r.R13 = g.R13;
+        r.R14 = g.R14;
+        r.R15 = g.R15;
+        r.Rip = rip;
+        r.Eflags = rflags;
+        r.Rsp = rsp;
+        r.Cs = 0x33;
+        r.Ss = 0x2b;
+        r.Ds = r.Es = r.Fs = r.Gs = 0;
+        r.FsBase = vcpu.FsBase;
+        r.GsBase = vcpu.GsBase;
+    }
+
+    private ulong Stack(ulong address) => *(ulong*)vcpu.Machine.Host(address - GuestLayout.SupervisorBase);
+
+    private void WriteSegmentBases(ulong fsBase, ulong gsBase)
+    {
+        Span<KvmMsrEntry> msrs =
+        [
+            new() { Index = KvmAbi.MsrFsBase, Data = fsBase },
+            new() { Index = KvmAbi.MsrGsBase, Data = gsBase },
+        ];
+        platform.SetMsrs(vcpu.Fd, msrs);
+        vcpu.FsBase = fsBase;
+        vcpu.GsBase = gsBase;
+    }
+
+    private ulong ReadCr2()
+    {
+        KvmSregs sregs;
+        platform.Check(LibC.IoctlRetry(vcpu.Fd, KvmAbi.GetSregs, (nint)(&sregs)), "KVM_GET_SREGS");
+        return sregs.Cr2;
     }
 
     /// <summary>Gets the program into the trampoline: an interrupt when it can take one now, else a window exit first.</summary>
@@ -280,30 +406,23 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
     }
 
     /// <summary>Maps what stopped the program to what Linux would deliver.</summary>
-    private SwitchResult Decode(uint exit, CpuState state)
+    private SwitchResult Decode(int vector, ulong error, CpuState state)
     {
-        ulong rip = state.Registers.Rip;
-        switch (exit)
+        ref var r = ref state.Registers;
+        ulong rip = r.Rip;
+        ulong syscallStop = vcpu.Code(space.Machine.Image.SyscallStop);
+        switch (vector)
         {
-            case VcpuPage.ExitSyscall:
+            case 14 when rip == syscallStop && (error & 0x14) == 0x14:
+                // A hypervisor that emulates `syscall` without leaving user mode (kvm-pvm in native mode)
+                // lands on the supervisor-only LSTAR in user mode: the fetch fault is the syscall.
+                r.Rip = r.Rcx;
+                r.Eflags = r.R11;
+                r.OrigRax = r.Rax;
                 return SwitchResult.SyscallStop;
-            case VcpuPage.ExitKernelFault:
-                throw vcpu.KernelFault();
             case 14: // #PF
             {
-                uint error = vcpu.Word(VcpuPage.ErrorCode);
-                ulong address = vcpu.Quad(VcpuPage.Cr2);
-                if (rip == vcpu.SyscallEntry && address == rip && (error & 0x14) == 0x14)
-                {
-                    // A hypervisor that emulates `syscall` without leaving user mode (kvm-pvm in native
-                    // mode) lands on the supervisor-only entry in user mode: the fetch fault is the syscall.
-                    ref var r = ref state.Registers;
-                    r.Rip = r.Rcx;
-                    r.Eflags = r.R11;
-                    r.OrigRax = r.Rax;
-                    return SwitchResult.SyscallStop;
-                }
-
+                ulong address = ReadCr2();
                 var access = (error & 0x10) != 0 ? MemoryAccess.Execute : (error & 0x2) != 0 ? MemoryAccess.Write : MemoryAccess.Read;
                 int code = (error & 1) != 0 && address < GuestLayout.SupervisorBase ? SEGV_ACCERR : SEGV_MAPERR;
                 return new SwitchResult(SwitchReason.Fault, SIGSEGV, code, address, access);
@@ -317,19 +436,9 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
                 return new SwitchResult(SwitchReason.Signal, SIGTRAP, SI_KERNEL, 0);
             case 6: // #UD
                 return new SwitchResult(SwitchReason.Signal, SIGILL, ILL_ILLOPN, rip);
-            case 16: // #MF
-            {
-                uint status = *(ushort*)(vcpu.Page + VcpuPage.FpuStatus);
-                uint control = *(ushort*)(vcpu.Page + VcpuPage.FpuControl);
-                return new SwitchResult(SwitchReason.Signal, SIGFPE, FloatingCode(status & ~control & 0x3F), rip);
-            }
-
-            case 19: // #XM
-            {
-                uint mxcsr = vcpu.Word(VcpuPage.Mxcsr);
-                return new SwitchResult(SwitchReason.Signal, SIGFPE, FloatingCode(mxcsr & ~(mxcsr >> 7) & 0x3F), rip);
-            }
-
+            case 16: // #MF: the x87 status and control words say which exception
+            case 19: // #XM: MXCSR does
+                return new SwitchResult(SwitchReason.Signal, SIGFPE, FloatingCode(vector, state), rip);
             case 17: // #AC
                 return new SwitchResult(SwitchReason.Signal, SIGBUS, BUS_ADRALN, 0);
             case 11: // #NP
@@ -338,6 +447,27 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
             default: // #GP, #TS, int 0x80 and other vectors: what Linux does for a 64-bit-only process
                 return new SwitchResult(SwitchReason.Fault, SIGSEGV, SI_KERNEL, 0);
         }
+    }
+
+    /// <summary>The FPE_* code Linux derives from the pending, unmasked floating-point exceptions.</summary>
+    private int FloatingCode(int vector, CpuState state)
+    {
+        LoadExtendedState(state);
+        var image = state.ExtendedState;
+        uint pending;
+        if (vector == 16)
+        {
+            uint control = BitConverter.ToUInt16(image, 0);
+            uint status = BitConverter.ToUInt16(image, 2);
+            pending = status & ~control & 0x3F;
+        }
+        else
+        {
+            uint mxcsr = BitConverter.ToUInt32(image, 24);
+            pending = mxcsr & ~(mxcsr >> 7) & 0x3F;
+        }
+
+        return FloatingCode(pending);
     }
 
     private static int FloatingCode(uint pending) =>

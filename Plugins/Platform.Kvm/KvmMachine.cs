@@ -61,7 +61,7 @@ internal sealed unsafe class KvmMachine : IDisposable
             var idt = (ulong*)Host(IdtOffset);
             foreach (int vector in Trampoline.HandledVectors)
             {
-                ulong handler = VirtualOf(CodeOffset) + (ulong)Image.Vectors[vector];
+                ulong handler = VirtualOf(CodeOffset) + (ulong)(Image.Vectors + (vector * Trampoline.VectorStubSize));
                 ulong dpl = vector is 3 or 4 ? 3UL : 0UL;
                 idt[2 * vector] = (handler & 0xFFFF) | (0x10UL << 16) | (1UL << 32) | ((0x8EUL | (dpl << 5)) << 40) | (((handler >> 16) & 0xFFFF) << 48);
                 idt[(2 * vector) + 1] = handler >> 32;

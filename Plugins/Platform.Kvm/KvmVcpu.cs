@@ -34,7 +34,6 @@ internal sealed unsafe class KvmVcpu : IDisposable
             PageOffset = machine.AllocatePages(2);
             Page = machine.Host(PageOffset);
             PageAddress = VirtualOf(PageOffset);
-            *(uint*)(Page + VcpuPage.Phase) = 1;
             Setup();
         }
         catch
@@ -60,8 +59,8 @@ internal sealed unsafe class KvmVcpu : IDisposable
 
     public KvmMachine Machine => machine;
 
-    /// <summary>This vCPU's MSR_LSTAR (its syscall stub).</summary>
-    public ulong SyscallEntry { get; private set; }
+    /// <summary>The FS and GS bases last written to the vCPU (the program's, as far as the Sentry knows).</summary>
+    public ulong FsBase, GsBase;
 
     /// <summary>The page-table root (guest-physical) the vCPU runs on, or loads at its next resume.</summary>
     public ulong Root { get; private set; }
@@ -92,38 +91,39 @@ internal sealed unsafe class KvmVcpu : IDisposable
         return result < 0 ? -LibC.Errno : 0;
     }
 
-    /// <summary>Runs the trampoline's work (page switch, touches, flush) and waits until it parks again.</summary>
-    public void RunWork()
+    /// <summary>The supervisor address of the top of this vCPU's stack (IST1).</summary>
+    public ulong StackTop => PageAddress + VcpuPage.StackTop;
+
+    /// <summary>The supervisor address of a trampoline entry point.</summary>
+    public ulong Code(int offset) => VirtualOf(CodeOffset) + (ulong)offset;
+
+    /// <summary>Runs the trampoline's page-table work (the touch list in the vCPU page) and waits until it stops.</summary>
+    public void RunWork() => RunAt(machine.Image.Work);
+
+    /// <summary>Enters the guest at a bare <c>hlt</c>: the cost of one exit and nothing else.</summary>
+    public void RunBare() => RunAt(machine.Image.Halt);
+
+    private void RunAt(int entry)
     {
-        Word(VcpuPage.Command) = 1;
-        try
+        var run = Run;
+        run->Regs = new KvmRegs { Rip = Code(entry), Rsp = StackTop, Rflags = 2 };
+        run->DirtyRegs = KvmAbi.SyncRegsGeneral;
+        while (true)
         {
-            while (true)
+            int result = RunOnce();
+            if (result == -LibC.EINTR)
             {
-                int result = RunOnce();
-                if (result == -LibC.EINTR)
-                {
-                    Run->ImmediateExit = 0;
-                    continue;
-                }
-
-                machine.Platform.Check(result, "KVM_RUN");
-                if (Run->ExitReason != KvmAbi.ExitHlt)
-                {
-                    throw UnexpectedExit();
-                }
-
-                if (Word(VcpuPage.Exit) == VcpuPage.ExitKernelFault)
-                {
-                    throw KernelFault();
-                }
-
-                return;
+                run->ImmediateExit = 0;
+                continue;
             }
-        }
-        finally
-        {
-            Word(VcpuPage.Command) = 0;
+
+            machine.Platform.Check(result, "KVM_RUN");
+            if (run->ExitReason != KvmAbi.ExitHlt || run->Regs.Rip != Code(machine.Image.Halt) + 1)
+            {
+                throw UnexpectedExit();
+            }
+
+            return;
         }
     }
 
@@ -140,10 +140,8 @@ internal sealed unsafe class KvmVcpu : IDisposable
             KvmAbi.ExitException => $"exception {(uint)run->Exit0}, error code 0x{run->Exit0 >> 32:x}",
             _ => $"exit reason {run->ExitReason}",
         };
-        KvmRegs regs;
-        string where = LibC.IoctlRetry(Fd, KvmAbi.GetRegs, (nint)(&regs)) == 0
-            ? $"guest rip 0x{regs.Rip:x}, rsp 0x{regs.Rsp:x}, rflags 0x{regs.Rflags:x}"
-            : "guest registers unreadable";
+        var regs = run->Regs;
+        string where = $"guest rip 0x{regs.Rip:x}, rsp 0x{regs.Rsp:x}, rflags 0x{regs.Rflags:x}";
         if (run->ExitReason == KvmAbi.ExitInternalError)
         {
             where += $", data 0x{run->Exit1:x} 0x{run->Exit2:x} 0x{run->Exit3:x}";
@@ -152,8 +150,8 @@ internal sealed unsafe class KvmVcpu : IDisposable
         return new InvalidOperationException($"KVM vCPU {Id} stopped unexpectedly: {detail} ({where})");
     }
 
-    public Exception KernelFault() => new InvalidOperationException(
-        $"the KVM trampoline faulted on vCPU {Id}: vector 0x{Quad(VcpuPage.KernelFaultVector):x} at 0x{Quad(VcpuPage.KernelFaultRip):x}, cr2 0x{Quad(VcpuPage.Cr2):x}");
+    public Exception KernelFault(int vector, ulong rip, ulong error) => new InvalidOperationException(
+        $"the KVM trampoline faulted on vCPU {Id}: vector {vector} at 0x{rip:x}, error code 0x{error:x}");
 
     public void Dispose()
     {
@@ -173,25 +171,12 @@ internal sealed unsafe class KvmVcpu : IDisposable
         }
     }
 
-    /// <summary>CPUID; this vCPU's GDT, TSS and syscall stub; long mode in ring 0 at the trampoline's resume point; XCR0.</summary>
+    /// <summary>CPUID; this vCPU's GDT and TSS; long mode in ring 0, stopped at a hlt; MSRs; XCR0; sync regs.</summary>
     private void Setup()
     {
         var platform = machine.Platform;
         platform.SetCpuid(Fd);
-        ulong code = VirtualOf(CodeOffset);
         var image = machine.Image;
-
-        // The syscall entry stub of this vCPU (its MSR_LSTAR).
-        ulong stubOffset = SyscallStubsOffset + ((ulong)Id * SyscallStubSize);
-        if (stubOffset + SyscallStubSize > LargePageSize)
-        {
-            throw new InvalidOperationException("too many vCPUs in one KVM virtual machine");
-        }
-
-        ulong stubAddress = VirtualOf(stubOffset);
-        SyscallEntry = stubAddress;
-        var stub = Trampoline.BuildSyscallStub(stubAddress, PageAddress, code + (ulong)image.SyscallCommon);
-        stub.CopyTo(new Span<byte>(machine.Host(stubOffset), stub.Length));
 
         // GDT: Linux's layout, so the program sees its usual selectors (0x33 code, 0x2b data).
         var gdt = (ulong*)(Page + VcpuPage.Gdt);
@@ -235,15 +220,16 @@ internal sealed unsafe class KvmVcpu : IDisposable
         [
             // syscall: CS 0x10, SS 0x18; sysret: CS 0x23 + 16 = 0x33, SS 0x23 + 8 = 0x2b.
             new() { Index = KvmAbi.MsrStar, Data = (0x10UL << 32) | (0x23UL << 48) },
-            new() { Index = KvmAbi.MsrLstar, Data = stubAddress },
+            new() { Index = KvmAbi.MsrLstar, Data = Code(image.SyscallStop) },
             // Cleared on syscall: TF, IF, DF, IOPL, NT, AC.
             new() { Index = KvmAbi.MsrSyscallMask, Data = 0x4_7700 },
         ];
         platform.SetMsrs(Fd, msrs);
 
-        var regs = new KvmRegs { Rip = code + (ulong)image.Resume, Rsp = stackTop, Rflags = 2 };
+        var regs = new KvmRegs { Rip = Code(image.Halt), Rsp = stackTop, Rflags = 2 };
         platform.Check(LibC.IoctlRetry(Fd, KvmAbi.SetRegs, (nint)(&regs)), "KVM_SET_REGS");
 
+        Run->ValidRegs = KvmAbi.SyncRegsGeneral;
         var xcrs = new KvmXcrs { NrXcrs = 1, Xcr0Index = 0, Xcr0Value = platform.GuestXcr0 };
         platform.Check(LibC.IoctlRetry(Fd, KvmAbi.SetXcrs, (nint)(&xcrs)), "KVM_SET_XCRS");
     }

@@ -45,6 +45,8 @@ internal static class KvmAbi
     public const int CapXcrs = 56;
     public const int CapImmediateExit = 136;
     public const int CapXsave2 = 208;
+    public const int CapSyncRegs = 74;
+    public const ulong SyncRegsGeneral = 1;
 
     // Exit reasons (kvm_run.exit_reason).
     public const uint ExitUnknown = 0;
@@ -72,7 +74,7 @@ internal static class KvmAbi
 }
 
 /// <summary><c>struct kvm_run</c>: the header, the exit union at 32 and the sync-regs area at 304.</summary>
-[StructLayout(LayoutKind.Explicit, Size = 304)]
+[StructLayout(LayoutKind.Explicit, Size = 304 + 144)]
 internal struct KvmRun
 {
     [FieldOffset(0)] public byte RequestInterruptWindow;
@@ -89,6 +91,15 @@ internal struct KvmRun
     [FieldOffset(40)] public ulong Exit1;
     [FieldOffset(48)] public ulong Exit2;
     [FieldOffset(56)] public ulong Exit3;
+
+    /// <summary>KVM_SYNC_X86_* fields KVM copies into <see cref="Regs"/> on every exit.</summary>
+    [FieldOffset(288)] public ulong ValidRegs;
+
+    /// <summary>KVM_SYNC_X86_* fields KVM loads from <see cref="Regs"/> on the next entry.</summary>
+    [FieldOffset(296)] public ulong DirtyRegs;
+
+    /// <summary><c>s.regs.regs</c>: the general registers (KVM_CAP_SYNC_REGS).</summary>
+    [FieldOffset(304)] public KvmRegs Regs;
 }
 
 /// <summary><c>struct kvm_userspace_memory_region</c>.</summary>
