@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks AppKernel against native (and runsc and proot when installed): medians of several
-# runs and ratios against native. Timings live here, never in tests.
+# runs and ratios against native. Timings live here, never in tests. AppKernel runs on ptrace, and
+# on KVM too when /dev/kvm is usable (column appkernel-kvm), with the bare KVM exit as its floor.
 #   bench/run.sh [runs]        (default 5 runs per figure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,9 +18,13 @@ data="$out/data-64m.bin"
 appkernel="$out/appkernel/appkernel"
 here=$(pwd)
 declare -A runners=([native]="" [appkernel]="$appkernel do --")
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+  runners[appkernel-kvm]="$appkernel do --platform kvm --"
+  gcc -O2 -o "$out/kvm-exit-floor" bench/kvm/exit-floor.c
+fi
 command -v runsc >/dev/null && runners[runsc]="runsc --platform=ptrace --network=none --rootless do"
 command -v proot >/dev/null && runners[proot]="proot -r /"
-order=(native appkernel runsc proot)
+order=(native appkernel appkernel-kvm runsc proot)
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) {print "n/a"} else if (NR % 2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
 
@@ -66,3 +71,6 @@ row "getppid round trip (ns)" value "$here/$out/getppid" 200000
 row "open+close (ns)" value "$here/$out/openclose" 20000 /etc/passwd
 row "1 MiB reads (MiB/s)" value "$here/$out/readmib" "$here/$data" 4
 row "startup of /bin/true (ms)" wall /bin/true
+if [ -x "$out/kvm-exit-floor" ]; then
+  printf "%-28s%16s\n" "bare KVM exit (ns)" "$(for _ in $(seq "$runs"); do "$out/kvm-exit-floor" 20000; done | median)"
+fi

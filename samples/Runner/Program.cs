@@ -105,7 +105,7 @@ static async Task<int> Run(RunnerOptions options)
         }
 
         o.Platform = options.Platform;
-    }).UsePtracePlatform();
+    }).UsePtracePlatform().AddPlatform<AppKernel.Platform.Kvm.KvmPlatform>("kvm");
 
     try
     {
