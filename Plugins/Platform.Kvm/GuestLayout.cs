@@ -42,10 +42,6 @@ internal static class GuestLayout
     /// <summary>The interrupt descriptor table every vCPU shares (its handlers find their vCPU from the stack).</summary>
     public const ulong IdtOffset = LargePageSize + (3 * PageSize);
 
-    /// <summary>Per-vCPU syscall entry stubs, 64 bytes each, in the code page.</summary>
-    public const ulong SyscallStubsOffset = 0x1_0000;
-    public const int SyscallStubSize = 64;
-
     /// <summary>The first page the region's allocator hands out.</summary>
     public const ulong FirstFreeOffset = LargePageSize + (4 * PageSize);
 
@@ -63,47 +59,20 @@ internal static class GuestLayout
 }
 
 /// <summary>
-/// The per-vCPU page: the program's registers (in <see cref="Registers"/> layout) at <see cref="Registers"/>,
-/// exit and command words, this vCPU's GDT and TSS, the list of page-table entries to touch. The page after
-/// it is the vCPU's stack, so the trampoline finds the page from its stack pointer; the Sentry reaches it
-/// through the host mapping, with no ioctl.
+/// The per-vCPU page: this vCPU's GDT and TSS, the CR3 its next return loads, and the list of
+/// page-table entries the service vCPU rewrites. The page after it is the vCPU's stack (IST1), where the
+/// CPU leaves the exception frame the Sentry reads, so ring-0 code finds the page from its stack pointer.
 /// </summary>
 internal static class VcpuPage
 {
-    /// <summary>The program's registers, laid out as <see cref="AppKernel.Platform.Registers"/>.</summary>
-    public const int Registers = 0x100;
-
-    public const int R15 = Registers + 0, R14 = Registers + 8, R13 = Registers + 16, R12 = Registers + 24;
-    public const int Rbp = Registers + 32, Rbx = Registers + 40, R11 = Registers + 48, R10 = Registers + 56;
-    public const int R9 = Registers + 64, R8 = Registers + 72, Rax = Registers + 80, Rcx = Registers + 88;
-    public const int Rdx = Registers + 96, Rsi = Registers + 104, Rdi = Registers + 112, OrigRax = Registers + 120;
-    public const int Rip = Registers + 128, Eflags = Registers + 144, Rsp = Registers + 152;
-    public const int FsBase = Registers + 168, GsBase = Registers + 176;
-
-    /// <summary>Why the trampoline stopped: an exception vector, <see cref="ExitSyscall"/>, or <see cref="ExitKernelFault"/>.</summary>
-    public const int Exit = 0x200;
-    public const int ErrorCode = 0x204;
-    public const int Cr2 = 0x208;
-
-    /// <summary>1 while the vCPU sits at the exit instruction (nothing of the program's state is live in registers).</summary>
-    public const int Phase = 0x210;
-
-    /// <summary>0: return to the program; 1: do the work below, then stop again.</summary>
-    public const int Command = 0x214;
-    public const int FlushTlb = 0x218;
-    public const int TouchCount = 0x21C;
-    public const int KernelStackTop = 0x220;
-    public const int FpuStatus = 0x228;
-    public const int FpuControl = 0x22A;
-    public const int Mxcsr = 0x22C;
-    public const int Self = 0x230;
-    public const int LoadCr3 = 0x238;
+    /// <summary>The page-table root the next return through FlushAndReturn loads.</summary>
     public const int Cr3 = 0x240;
-    public const int KernelFaultRip = 0x248;
-    public const int KernelFaultVector = 0x250;
 
-    /// <summary>Nonzero: return with iretq (RCX and R11 restored exactly) rather than sysretq.</summary>
-    public const int UseIret = 0x258;
+    /// <summary>Nonzero: a root switch is pending (the next return goes through FlushAndReturn).</summary>
+    public const int LoadCr3 = 0x238;
+
+    /// <summary>Number of runs in <see cref="Touches"/> for the service work.</summary>
+    public const int TouchCount = 0x21C;
 
     /// <summary>This vCPU's GDT (Linux's selectors: 0x10 kernel code, 0x18 kernel data, 0x2b user data, 0x33 user code, 0x40 TSS).</summary>
     public const int Gdt = 0x800;
@@ -119,9 +88,6 @@ internal static class VcpuPage
     public const int Touches = 0xA00;
     public const int MaxTouches = (GuestLayout.PageSize - Touches) / 16;
 
-    public const uint ExitSyscall = 0x100;
-    public const uint ExitKernelFault = 0x200;
-
-    /// <summary>The vector of the interrupt KVM injects to pull a running program into the trampoline.</summary>
+    /// <summary>The vector of the interrupt KVM injects to pull a running program into ring 0.</summary>
     public const uint KickVector = 0x40;
 }

@@ -3,8 +3,10 @@ using AppKernel.Platform.Kvm.Native;
 namespace AppKernel.Platform.Kvm;
 
 /// <summary>
-/// Runs one program thread on one vCPU. <see cref="Switch"/> writes the registers into the vCPU page,
-/// runs KVM_RUN until the trampoline parks, and reads them back: no register ioctl on the way.
+/// Runs one program thread on one vCPU. <see cref="Switch"/> hands the general registers to KVM through
+/// the sync-regs area of <c>kvm_run</c> (KVM_CAP_SYNC_REGS) and RIP/RFLAGS/RSP as an iret frame on the
+/// vCPU's stack, runs KVM_RUN until the vCPU stops at one of the trampoline's <c>hlt</c>s, and reads them
+/// back the same way: no register ioctl on the syscall path.
 /// </summary>
 /// <remarks>
 /// <para>Threading: <see cref="Switch"/>, <see cref="LoadExtendedState"/> and <see cref="Dispose"/> from

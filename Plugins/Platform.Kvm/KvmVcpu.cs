@@ -5,9 +5,8 @@ using static AppKernel.Platform.Kvm.GuestLayout;
 namespace AppKernel.Platform.Kvm;
 
 /// <summary>
-/// One KVM vCPU: its file descriptor, its <c>kvm_run</c> mapping, and its page in the platform region
-/// (PVM's vCPU structure, the program's registers, the trampoline's command words) plus a stack page.
-/// It starts parked at the trampoline's resume point.
+/// One KVM vCPU: its file descriptor, its <c>kvm_run</c> mapping (with sync regs on), and its page in the
+/// platform region (GDT, TSS, CR3 to load, touch list) plus a stack page (IST1, where exception frames land).
 /// </summary>
 internal sealed unsafe class KvmVcpu : IDisposable
 {
@@ -64,8 +63,6 @@ internal sealed unsafe class KvmVcpu : IDisposable
 
     /// <summary>The page-table root (guest-physical) the vCPU runs on, or loads at its next resume.</summary>
     public ulong Root { get; private set; }
-
-    public ref Registers Registers => ref *(Registers*)(Page + VcpuPage.Registers);
 
     public ref uint Word(int offset) => ref *(uint*)(Page + offset);
 
