@@ -47,7 +47,7 @@ wall() {
 }
 
 printf "%-28s" "figure (median of $runs)"
-for r in "${order[@]}"; do [ -n "${runners[$r]+x}" ] && printf "%16s" "$r"; done
+for r in "${order[@]}"; do [ -n "${runners[$r]+x}" ] && printf "%18s" "$r"; done
 echo
 row() {
   local name=$1 kind=$2; shift 2
@@ -59,9 +59,9 @@ row() {
     if [ "$kind" = wall ]; then v=$(wall "$r" "$@"); else v=$(measure "$r" "$@"); fi
     [ "$r" = native ] && base=$v
     if [ "$r" != native ] && [ "$v" != n/a ] && [ -n "$base" ]; then
-      printf "%16s" "$v ($(awk -v a="$v" -v b="$base" 'BEGIN {printf "%.1fx", a / b}'))"
+      printf "%18s" "$v ($(awk -v a="$v" -v b="$base" 'BEGIN {printf "%.1fx", a / b}'))"
     else
-      printf "%16s" "$v"
+      printf "%18s" "$v"
     fi
   done
   echo
@@ -72,5 +72,5 @@ row "open+close (ns)" value "$here/$out/openclose" 20000 /etc/passwd
 row "1 MiB reads (MiB/s)" value "$here/$out/readmib" "$here/$data" 4
 row "startup of /bin/true (ms)" wall /bin/true
 if [ -x "$out/kvm-exit-floor" ]; then
-  printf "%-28s%16s\n" "bare KVM exit (ns)" "$(for _ in $(seq "$runs"); do "$out/kvm-exit-floor" 20000; done | median)"
+  printf "%-28s%18s\n" "bare KVM exit (ns)" "$(for _ in $(seq "$runs"); do "$out/kvm-exit-floor" 20000; done | median)"
 fi
