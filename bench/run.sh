@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks AppKernel against native (and runsc and proot when installed): medians of several
-# runs and ratios against native. Timings live here, never in tests.
+# runs and ratios against native. Timings live here, never in tests. AppKernel runs on ptrace, and
+# on KVM too when /dev/kvm is usable (column appkernel-kvm), with the bare KVM exit as its floor.
 #   bench/run.sh [runs]        (default 5 runs per figure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,9 +18,13 @@ data="$out/data-64m.bin"
 appkernel="$out/appkernel/appkernel"
 here=$(pwd)
 declare -A runners=([native]="" [appkernel]="$appkernel do --")
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+  runners[appkernel-kvm]="$appkernel do --platform kvm --"
+  gcc -O2 -o "$out/kvm-exit-floor" bench/kvm/exit-floor.c
+fi
 command -v runsc >/dev/null && runners[runsc]="runsc --platform=ptrace --network=none do"
 command -v proot >/dev/null && runners[proot]="proot -r /"
-order=(native appkernel runsc proot)
+order=(native appkernel appkernel-kvm runsc proot)
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) {print "n/a"} else if (NR % 2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
 
@@ -42,7 +47,7 @@ wall() {
 }
 
 printf "%-28s" "figure (median of $runs)"
-for r in "${order[@]}"; do [ -n "${runners[$r]+x}" ] && printf "%16s" "$r"; done
+for r in "${order[@]}"; do [ -n "${runners[$r]+x}" ] && printf "%18s" "$r"; done
 echo
 row() {
   local name=$1 kind=$2; shift 2
@@ -54,9 +59,9 @@ row() {
     if [ "$kind" = wall ]; then v=$(wall "$r" "$@"); else v=$(measure "$r" "$@"); fi
     [ "$r" = native ] && base=$v
     if [ "$r" != native ] && [ "$v" != n/a ] && [ -n "$base" ]; then
-      printf "%16s" "$v ($(awk -v a="$v" -v b="$base" 'BEGIN {printf "%.1fx", a / b}'))"
+      printf "%18s" "$v ($(awk -v a="$v" -v b="$base" 'BEGIN {printf "%.1fx", a / b}'))"
     else
-      printf "%16s" "$v"
+      printf "%18s" "$v"
     fi
   done
   echo
@@ -75,3 +80,6 @@ row "pthread create+join (us)" value "$here/$out/threadjoin" 200
 row "pipe throughput (MiB/s)" value "$here/$out/pipethroughput" 256
 row "futex ping-pong (us)" value "$here/$out/futexpingpong" 2000
 row "sh loop of 200 /bin/true (ms)" wall /bin/sh -c 'for i in $(seq 200); do /bin/true; done' 
+if [ -x "$out/kvm-exit-floor" ]; then
+  printf "%-28s%18s\n" "bare KVM exit (ns)" "$(for _ in $(seq "$runs"); do "$out/kvm-exit-floor" 20000; done | median)"
+fi

@@ -4,7 +4,7 @@ namespace AppKernel.Runner;
 internal static class CommandLine
 {
     public const string Usage =
-        "usage: appkernel do [--platform ptrace] [--rootfs DIR] [--rootfs-mode overlay|readonly|readwrite] [--strace]\n" +
+        "usage: appkernel do [--platform ptrace|kvm] [--rootfs DIR] [--rootfs-mode overlay|readonly|readwrite] [--strace]\n" +
         "                    [--env K=V]... [--cwd DIR] [--hostname NAME] [--plugins DIR]\n" +
         "                    [--memory BYTES[k|m|g]] [--tasks N] [--open-files N] [--cpu SECONDS] [--wall SECONDS] [--output BYTES[k|m|g]]\n" +
         "                    -- PROGRAM [ARGS...]\n" +

@@ -112,7 +112,7 @@ static async Task<int> Run(RunnerOptions options)
         o.Limits.CpuSeconds = options.CpuSeconds;
         o.Limits.WallSeconds = options.WallSeconds;
         o.Limits.OutputBytes = options.OutputBytes;
-    }).UsePtracePlatform();
+    }).UsePtracePlatform().AddPlatform<AppKernel.Platform.Kvm.KvmPlatform>("kvm");
 
     try
     {

@@ -1,4 +1,5 @@
 using AppKernel.Platform;
+using AppKernel.Platform.Kvm;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -19,7 +20,7 @@ internal static class Sandboxes
     {
         var services = new ServiceCollection();
         services.AddLogging(b => b.SetMinimumLevel(LogLevel.Warning));
-        services.AddAppKernel().UsePtracePlatform();
+        services.AddAppKernel().UsePtracePlatform().AddPlatform<KvmPlatform>("kvm");
         return services.BuildServiceProvider();
     });
 
@@ -29,8 +30,32 @@ internal static class Sandboxes
         get
         {
             yield return ["ptrace"];
+            if (KvmUsable.Value)
+            {
+                yield return ["kvm"];
+            }
         }
     }
+
+    /// <summary>Whether /dev/kvm exists and the KVM platform runs on it.</summary>
+    private static readonly Lazy<bool> KvmUsable = new(() =>
+    {
+        if (!File.Exists(KvmPlatform.DefaultDevicePath))
+        {
+            return false;
+        }
+
+        try
+        {
+            Provider.Value.GetRequiredService<KvmPlatform>().EnsureAvailable();
+            return true;
+        }
+        catch (PlatformUnavailableException e)
+        {
+            Console.Error.WriteLine($"KVM platform not tested: {e.Message}");
+            return false;
+        }
+    });
 
     /// <summary>Runs <paramref name="path"/> in a new sandbox and collects its output and status.</summary>
     public static async Task<ProgramRun> Run(

@@ -1,0 +1,318 @@
+using static AppKernel.Platform.Kvm.GuestLayout;
+
+namespace AppKernel.Platform.Kvm;
+
+/// <summary>
+/// A program address space on KVM: a four-level page-table tree in the platform region whose user half
+/// maps memory-file offsets (guest-physical = file offset) with the mapping's R/W/X bits, and whose
+/// supervisor half is the shared trampoline map. Every vCPU running the space loads its root.
+/// </summary>
+/// <remarks>
+/// <para>The Sentry writes the entries directly. Where the hypervisor shadows guest page tables (PVM),
+/// it only learns about a changed entry when the guest writes it, so every entry that was present and
+/// changed is rewritten in place from inside the guest (an atomic OR of zero) before the call returns;
+/// a newly present entry needs nothing (no TLB or shadow caches an absent entry).</para>
+/// <para>After a change that removes or narrows access, the space's generation is bumped: a vCPU whose
+/// last flush is older flushes its TLB before it next runs the program, and one that runs the program
+/// right now is kicked out first (Unmap and Protect return only when no vCPU can still use the old entry).</para>
+/// <para>Map, Unmap and Protect may be called from any thread.</para>
+/// </remarks>
+public sealed unsafe class KvmAddressSpace : IAddressSpace
+{
+    private const ulong PageMask = 0xFFF;
+    private readonly object gate = new();
+    private readonly KvmPlatform platform;
+    private readonly List<KvmExecutionContext> contexts = [];
+    private readonly List<ulong> tables = [];
+    private readonly TouchList touches = new();
+    private long generation;
+    private int disposed;
+
+    internal KvmAddressSpace(KvmPlatform platform, KvmMachine machine)
+    {
+        this.platform = platform;
+        Machine = machine;
+        RootOffset = machine.AllocatePages(1);
+        tables.Add(RootOffset);
+        ((ulong*)machine.Host(RootOffset))[SupervisorPml4Index] = KvmMachine.SupervisorPml4Entry;
+    }
+
+    internal KvmMachine Machine { get; }
+
+    internal ulong RootOffset { get; }
+
+    /// <summary>The root's guest-physical address (what CR3 holds).</summary>
+    internal ulong Root => PhysicalOf(RootOffset);
+
+    /// <summary>Bumped by every change that a vCPU's TLB may hold an older view of.</summary>
+    internal long Generation => Volatile.Read(ref generation);
+
+    internal bool IsDisposed => Volatile.Read(ref disposed) != 0;
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentOutOfRangeException">The range is not page-aligned or reaches <see cref="KvmPlatform.MaxUserAddress"/>.</exception>
+    public void Map(ulong address, ulong length, long fileOffset, MemoryAccess access)
+    {
+        CheckRange(address, length);
+        if (fileOffset < 0 || ((ulong)fileOffset & PageMask) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fileOffset), $"file offset 0x{fileOffset:x} is not a page-aligned offset");
+        }
+
+        Machine.EnsureMemoryFileSlots(fileOffset, (long)length);
+        ulong flags = LeafFlags(access);
+        lock (gate)
+        {
+            ObjectDisposedException.ThrowIf(IsDisposed, this);
+            for (ulong done = 0; done < length; done += PageSize)
+            {
+                ulong* entry = Leaf(address + done, create: true);
+                ulong old = *entry;
+                *entry = ((ulong)fileOffset + done) | flags;
+                if ((old & Present) != 0)
+                {
+                    touches.Add(EntryAddress(entry));
+                }
+            }
+
+            Publish();
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Unmap(ulong address, ulong length)
+    {
+        CheckRange(address, length);
+        lock (gate)
+        {
+            ObjectDisposedException.ThrowIf(IsDisposed, this);
+            Walk(address, length, (entry) =>
+            {
+                ulong old = *entry;
+                *entry = 0;
+                if ((old & Present) != 0)
+                {
+                    touches.Add(EntryAddress(entry));
+                }
+            });
+            Publish();
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Protect(ulong address, ulong length, MemoryAccess access)
+    {
+        CheckRange(address, length);
+        ulong flags = LeafFlags(access);
+        lock (gate)
+        {
+            ObjectDisposedException.ThrowIf(IsDisposed, this);
+            Walk(address, length, (entry) =>
+            {
+                ulong old = *entry;
+                if ((old & Mapped) == 0)
+                {
+                    return;
+                }
+
+                ulong updated = (old & AddressMask) | flags;
+                if (updated != old)
+                {
+                    *entry = updated;
+                    if ((old & Present) != 0)
+                    {
+                        touches.Add(EntryAddress(entry));
+                    }
+                }
+            });
+            Publish();
+        }
+    }
+
+    /// <summary>Clears the tree (so no stale translation of it survives its pages' reuse) and frees it.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref disposed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            lock (gate)
+            {
+                // Clear every present entry, bottom up, and have the guest rewrite each one.
+                Clear(RootOffset, 4);
+                if (touches.Count > 0)
+                {
+                    Machine.Touch(touches);
+                    touches.Clear();
+                }
+
+                foreach (var table in tables)
+                {
+                    Machine.FreePage(table);
+                }
+
+                tables.Clear();
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // The machine went first: nothing can run on these tables any more.
+        }
+        finally
+        {
+            platform.Forget(this);
+        }
+    }
+
+    internal void Attach(KvmExecutionContext context)
+    {
+        lock (contexts)
+        {
+            contexts.Add(context);
+        }
+    }
+
+    internal void Detach(KvmExecutionContext context)
+    {
+        lock (contexts)
+        {
+            contexts.Remove(context);
+        }
+    }
+
+    /// <summary>Makes the entries changed since the last call visible to every vCPU: guest rewrites, then TLB shootdown.</summary>
+    private void Publish()
+    {
+        if (touches.Count == 0)
+        {
+            return;
+        }
+
+        Machine.Touch(touches);
+        touches.Clear();
+        long now = Interlocked.Increment(ref generation);
+        KvmExecutionContext[] running;
+        lock (contexts)
+        {
+            running = [.. contexts];
+        }
+
+        foreach (var context in running)
+        {
+            context.WaitUntilFlushed(now);
+        }
+    }
+
+    private void Clear(ulong tableOffset, int level)
+    {
+        var table = (ulong*)Machine.Host(tableOffset);
+        int count = level == 4 ? SupervisorPml4Index : 512;
+        for (int i = 0; i < count; i++)
+        {
+            ulong entry = table[i];
+            if (entry == 0)
+            {
+                continue;
+            }
+
+            if (level > 1 && (entry & Present) != 0)
+            {
+                Clear((entry & AddressMask) - PlatformGpa, level - 1);
+            }
+
+            table[i] = 0;
+            if ((entry & Present) != 0)
+            {
+                touches.Add(EntryAddress(&table[i]));
+            }
+        }
+    }
+
+    private static ulong LeafFlags(MemoryAccess access)
+    {
+        if ((access & MemoryAccess.All) == MemoryAccess.None)
+        {
+            return Mapped;
+        }
+
+        ulong flags = Present | User | Mapped;
+        if ((access & MemoryAccess.Write) != 0)
+        {
+            flags |= Writable;
+        }
+
+        if ((access & MemoryAccess.Execute) == 0)
+        {
+            flags |= NoExecute;
+        }
+
+        return flags;
+    }
+
+    private ulong EntryAddress(ulong* entry) => VirtualOf((ulong)((byte*)entry - Machine.Host(0)));
+
+    /// <summary>The leaf entry of <paramref name="address"/>, creating tables on the way when asked.</summary>
+    private ulong* Leaf(ulong address, bool create)
+    {
+        ulong tableOffset = RootOffset;
+        for (int shift = 39; shift > 12; shift -= 9)
+        {
+            var table = (ulong*)Machine.Host(tableOffset);
+            ulong* entry = &table[(address >> shift) & 511];
+            if ((*entry & Present) == 0)
+            {
+                if (!create)
+                {
+                    return null;
+                }
+
+                ulong page = Machine.AllocatePages(1);
+                tables.Add(page);
+                *entry = PhysicalOf(page) | Present | Writable | User;
+            }
+
+            tableOffset = (*entry & AddressMask) - PlatformGpa;
+        }
+
+        return &((ulong*)Machine.Host(tableOffset))[(address >> 12) & 511];
+    }
+
+    /// <summary>Calls <paramref name="visit"/> for every existing leaf entry in the range, skipping absent tables.</summary>
+    private void Walk(ulong address, ulong length, EntryVisitor visit)
+    {
+        ulong end = address + length;
+        ulong at = address;
+        while (at < end)
+        {
+            ulong* entry = Leaf(at, create: false);
+            if (entry is null)
+            {
+                at = (at + LargePageSize) & ~(LargePageSize - 1); // no page table here: skip its 2 MiB
+                continue;
+            }
+
+            // Visit up to the end of this page table.
+            ulong tableEnd = Math.Min(end, (at + LargePageSize) & ~(LargePageSize - 1));
+            for (; at < tableEnd; at += PageSize, entry++)
+            {
+                visit(entry);
+            }
+        }
+    }
+
+    private delegate void EntryVisitor(ulong* entry);
+
+    private static void CheckRange(ulong address, ulong length)
+    {
+        if ((address & PageMask) != 0 || (length & PageMask) != 0 || length == 0 ||
+            address + length < address || address + length > SupervisorBase)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(address),
+                $"range 0x{address:x}+0x{length:x} must be page-aligned, non-empty and below 0x{SupervisorBase:x} (the KVM platform's supervisor half)");
+        }
+    }
+}

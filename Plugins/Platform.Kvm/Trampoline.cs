@@ -1,0 +1,106 @@
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace AppKernel.Platform.Kvm;
+
+/// <summary>
+/// The ring-0 code of every vCPU, assembled with Iced. It is deliberately tiny: on a KVM whose ring 0
+/// is emulated instruction by instruction (kvm-pvm without hardware virtualisation, as on this project's
+/// machines) every supervisor instruction costs about a microsecond, so the program's registers cross
+/// through KVM_CAP_SYNC_REGS and the exception frame, and ring 0 executes one <c>hlt</c> on the way out
+/// and one <c>iretq</c> on the way back.
+/// </summary>
+/// <remarks>
+/// <para>Exits: each IDT vector's gate points at its own <c>hlt</c> (4 bytes apart), so the address the
+/// vCPU stops after names the vector; the CPU has pushed the exception frame (and error code) on IST1,
+/// this vCPU's stack, where the Sentry reads it. MSR_LSTAR points at <see cref="Image.SyscallStop"/>, a
+/// <c>hlt</c> in a supervisor-only page: a CPU that enters ring 0 on <c>syscall</c> stops there with
+/// the user's registers intact; a hypervisor that emulates <c>syscall</c> without leaving user mode
+/// faults fetching it, and the Sentry recognises that page fault as the syscall.</para>
+/// <para>Entries: the Sentry writes an iret frame below the stack top, the program's general registers
+/// through the sync-regs area, and points RIP at <see cref="Image.Return"/> (<c>iretq</c>), or at
+/// <see cref="Image.FlushAndReturn"/>, which reloads CR3 from the vCPU page first (a new address space,
+/// or a TLB flush after Unmap/Protect). The service vCPU runs <see cref="Image.Work"/>: rewrite
+/// page-table entries in place (so that a hypervisor shadowing the page tables sees the change), stop.</para>
+/// </remarks>
+internal static class Trampoline
+{
+    /// <summary>Offsets (from the code start) of the entry points and the first vector stub.</summary>
+    public sealed record Image(byte[] Code, int Return, int FlushAndReturn, int Work, int Halt, int SyscallStop, int Vectors);
+
+    /// <summary>Bytes between two vector stubs.</summary>
+    public const int VectorStubSize = 4;
+
+    /// <summary>Exceptions for which the CPU pushes an error code.</summary>
+    public static bool HasErrorCode(int vector) => vector is 8 or 10 or 11 or 12 or 13 or 14 or 17 or 21 or 29 or 30;
+
+    /// <summary>The vectors with an IDT gate: the 32 exceptions and the kick interrupt.</summary>
+    public static IEnumerable<int> HandledVectors => Enumerable.Range(0, 32).Append((int)VcpuPage.KickVector);
+
+    public static Image Build(ulong address)
+    {
+        var a = new Assembler(64);
+        var ret = a.CreateLabel();
+        var flush = a.CreateLabel();
+        var work = a.CreateLabel();
+        var halt = a.CreateLabel();
+        var syscallStop = a.CreateLabel();
+        var touchRun = a.CreateLabel();
+        var touchEntry = a.CreateLabel();
+
+        // ---- Return to the program: the iret frame is at RSP, the general registers are loaded. ----
+        a.Label(ref ret);
+        a.iretq();
+
+        // ---- Load CR3 from the vCPU page (new address space, or a TLB flush), then return. ----
+        // RSP is the iret frame, 40 bytes below the stack top; the vCPU page is the page before the stack.
+        a.Label(ref flush);
+        a.push(rax);
+        a.mov(rax, __qword_ptr[rsp + (VcpuPage.Cr3 - VcpuPage.StackTop + 48)]);
+        a.mov(cr3, rax);
+        a.pop(rax);
+        a.iretq();
+
+        // ---- Service work: rewrite the listed page-table entries in place (lock or 0), then stop. ----
+        // RSP is the stack top.
+        a.Label(ref work);
+        a.mov(ecx, __dword_ptr[rsp + (VcpuPage.TouchCount - VcpuPage.StackTop)]);
+        a.lea(rsi, __[rsp + (VcpuPage.Touches - VcpuPage.StackTop)]);
+        a.test(ecx, ecx);
+        a.jz(halt);
+        a.Label(ref touchRun);
+        a.mov(rdi, __qword_ptr[rsi]);
+        a.mov(rdx, __qword_ptr[rsi + 8]);
+        a.Label(ref touchEntry);
+        a.@lock.or(__qword_ptr[rdi], 0);
+        a.add(rdi, 8);
+        a.dec(rdx);
+        a.jnz(touchEntry);
+        a.add(rsi, 16);
+        a.dec(ecx);
+        a.jnz(touchRun);
+        a.Label(ref halt);
+        a.hlt();
+
+        // ---- MSR_LSTAR: a syscall that reached ring 0 stops here, registers untouched. ----
+        a.Label(ref syscallStop);
+        a.hlt();
+        a.hlt();
+
+        // ---- One hlt per vector, VectorStubSize apart. ----
+        var vectors = a.CreateLabel();
+        a.Label(ref vectors);
+        for (int vector = 0; vector < 256; vector++)
+        {
+            for (int i = 0; i < VectorStubSize; i++)
+            {
+                a.hlt();
+            }
+        }
+
+        using var stream = new MemoryStream();
+        var result = a.Assemble(new StreamCodeWriter(stream), address, BlockEncoderOptions.ReturnNewInstructionOffsets);
+        int Offset(Label label) => (int)(result.GetLabelRIP(label) - address);
+        return new Image(stream.ToArray(), Offset(ret), Offset(flush), Offset(work), Offset(halt), Offset(syscallStop), Offset(vectors));
+    }
+}
