@@ -1,4 +1,5 @@
 using AppKernel.Sentry.Abi;
+using AppKernel.Sentry.Kernel.Timers;
 using AppKernel.Sentry.Memory;
 
 namespace AppKernel.Sentry.Kernel;
@@ -21,6 +22,7 @@ internal sealed class ThreadGroup
         Limits = limits;
         ProcessGroup = parent?.ProcessGroup ?? pid;
         Session = parent?.Session ?? pid;
+        Timers = new ProcessTimers(this);
     }
 
     public Kernel Kernel { get; }
@@ -53,6 +55,9 @@ internal sealed class ThreadGroup
 
     /// <summary>personality(2) flags.</summary>
     public int Personality { get; set; }
+
+    /// <summary>The process's timers and CPU account (itimers, POSIX timers, RLIMIT_CPU); never inherited by fork.</summary>
+    public ProcessTimers Timers { get; }
 
     /// <summary>Signals pending for the whole process.</summary>
     public SignalQueue SharedPending { get; } = new();

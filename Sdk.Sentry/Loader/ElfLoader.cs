@@ -180,6 +180,7 @@ internal static class ElfLoader
         var oldMm = task.Group.Memory;
         task.Context = context;
         task.Group.Memory = mm;
+        task.Group.Timers.ExecCommitted(task, oldMm);
         oldContext?.Dispose();
         oldMm?.Dispose();
 

@@ -1,5 +1,6 @@
 using AppKernel.Sentry.Abi;
 using AppKernel.Sentry.Kernel;
+using AppKernel.Sentry.Kernel.Timers;
 using AppKernel.Sentry.Native;
 using AppKernel.Syscalls;
 
@@ -17,6 +18,12 @@ internal static unsafe class TimeSyscalls
     /// <summary>The time on <paramref name="clock"/> in nanoseconds; EINVAL for clocks Linux does not have.</summary>
     public static long ClockNow(KernelTask t, int clock)
     {
+        if (CpuClockId.TryDecode(clock, out var cpuClock))
+        {
+            // CPU clocks: the program's time on the platform plus the Sentry's work for it.
+            return cpuClock.Sample(cpuClock.Resolve(t, forReading: true) ?? throw ErrnoException.Of(Errno.EINVAL));
+        }
+
         long* ts = stackalloc long[2];
         int hostClock = clock switch
         {
@@ -24,9 +31,6 @@ internal static unsafe class TimeSyscalls
             CLOCK_TAI => CLOCK_TAI,
             CLOCK_MONOTONIC or CLOCK_MONOTONIC_RAW or CLOCK_MONOTONIC_COARSE => CLOCK_MONOTONIC,
             CLOCK_BOOTTIME or CLOCK_BOOTTIME_ALARM => CLOCK_BOOTTIME,
-            // CPU clocks: the time the Sentry spent on this thread's behalf (the platform's share is not counted yet).
-            CLOCK_PROCESS_CPUTIME_ID or CLOCK_THREAD_CPUTIME_ID => CLOCK_THREAD_CPUTIME_ID,
-            _ when clock < 0 => CLOCK_THREAD_CPUTIME_ID,
             _ => throw ErrnoException.Of(Errno.EINVAL),
         };
         LibC.ClockGettime(hostClock, ts);
@@ -60,10 +64,22 @@ internal static unsafe class TimeSyscalls
     {
         var t = c.Task();
         int clock = (int)c.Arguments.A0;
-        ClockNow(t, clock);
+        bool cpu = CpuClockId.TryDecode(clock, out var cpuClock);
+        if (cpu)
+        {
+            _ = cpuClock.Resolve(t, forReading: false) ?? throw ErrnoException.Of(Errno.EINVAL);
+        }
+        else
+        {
+            ClockNow(t, clock);
+        }
+
         if (c.Arguments.A1 != 0)
         {
-            long resolution = clock is CLOCK_REALTIME_COARSE or CLOCK_MONOTONIC_COARSE ? 4_000_000 : 1;
+            // Linux: coarse clocks and the tick-counted CPU clocks (PROF, VIRT) report a tick; the rest 1 ns.
+            long resolution = clock is CLOCK_REALTIME_COARSE or CLOCK_MONOTONIC_COARSE || (cpu && cpuClock.Type != CpuClockId.Sched)
+                ? TimerConstants.TickNanoseconds
+                : 1;
             t.Mm.WriteValue(c.Arguments.A1, ToTimespec(resolution));
         }
 

@@ -6,7 +6,7 @@ public sealed class FixtureTests
 {
     public static IEnumerable<object[]> Cases()
     {
-        string[] fixtures = ["hello", "fileio", "mmap", "brk", "auxv", "badinput", "nullderef"];
+        string[] fixtures = ["hello", "fileio", "mmap", "brk", "auxv", "badinput", "nullderef", "itimer", "posixtimer", "sigwait", "pidfd", "cputime"];
         foreach (var platform in Sandboxes.Platforms)
         {
             foreach (var fixture in fixtures)
