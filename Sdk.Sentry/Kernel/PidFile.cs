@@ -29,6 +29,9 @@ internal sealed class PidFile : IFileOperations
 
     public IInode? Inode => null;
 
+    /// <summary>No offset: lseek gives ESPIPE.</summary>
+    public bool IsStream => true;
+
     public WaitQueue Waiters { get; } = new();
 
     WaitQueue? IFileOperations.Waiters => Waiters;
