@@ -41,7 +41,7 @@ internal sealed partial class ProcessTimers
         this.group = group;
         watch = new CpuWatch(this);
         real = new RealTimer(this);
-        group.Limits.CpuLimitChanged = UpdateCpuWatch;
+        group.Limits.CpuLimitChanged += UpdateCpuWatch;
         group.Exited.ContinueWith(static (_, state) => ((ProcessTimers)state!).Stop(), this, CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
@@ -198,6 +198,7 @@ internal sealed partial class ProcessTimers
         {
             stopped = true;
             realActive = false;
+            group.Limits.CpuLimitChanged -= UpdateCpuWatch;
             Service.Cancel(real);
             Service.Cancel(watch);
             DeleteAllPosixTimersLocked();
@@ -260,6 +261,7 @@ internal sealed partial class ProcessTimers
             }
 
             CheckCpuPosixTimersLocked(sample);
+            WakeSleepersLocked(sample);
             if (!overHard)
             {
                 ScheduleWatchLocked(now, sample, limit);
@@ -311,6 +313,7 @@ internal sealed partial class ProcessTimers
         }
 
         ConsiderCpuPosixTimersLocked(sample, parallel, ref wait);
+        ConsiderSleepersLocked(sample, parallel, ref wait);
         if (wait == long.MaxValue)
         {
             Service.Cancel(watch);
