@@ -95,6 +95,12 @@ internal static class TimerSyscalls
             }
         }
 
+        // Each timer holds one of the user's RLIMIT_SIGPENDING slots.
+        if (SignalQueueing.OverSigpendingLimit(t))
+        {
+            return SyscallResult.Error(Errno.EAGAIN);
+        }
+
         // As on Linux the id is taken first: a failure past this point still uses one up.
         var timers = t.Group.Timers;
         int id = timers.ReserveTimerId();
