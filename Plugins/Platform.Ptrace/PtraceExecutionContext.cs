@@ -33,6 +33,7 @@ public sealed unsafe class PtraceExecutionContext : IExecutionContext
     private readonly StubThread thread;
     private readonly object adoptGate = new();
     private readonly bool pinToCpu;
+    private readonly StubCpuClock cpuClock;
     private int tracerThreadId;
     private int interruptPending;
     private int running;
@@ -43,6 +44,7 @@ public sealed unsafe class PtraceExecutionContext : IExecutionContext
         this.addressSpace = addressSpace;
         this.thread = thread;
         this.pinToCpu = pinToCpu;
+        cpuClock = new StubCpuClock(thread.ProcessId, thread.ThreadId);
     }
 
     /// <summary>The host thread id of the stub thread that runs this program thread.</summary>
@@ -52,6 +54,13 @@ public sealed unsafe class PtraceExecutionContext : IExecutionContext
     public int StubProcessId => thread.ProcessId;
 
     internal PtraceAddressSpace AddressSpace => addressSpace;
+
+    /// <summary>
+    /// The stub thread's CPU time (procfs schedstat, nanosecond resolution): the program's own
+    /// computing plus the host kernel's trap and stop work for it. Safe from any thread; allocates
+    /// nothing; after <see cref="Dispose"/> the final figure.
+    /// </summary>
+    public TimeSpan CpuTime => TimeSpan.FromTicks(cpuClock.Nanoseconds / 100);
 
     internal StubThread Thread => thread;
 
@@ -213,6 +222,8 @@ public sealed unsafe class PtraceExecutionContext : IExecutionContext
             return;
         }
 
+        // The last CPU figure, while the stub thread still exists.
+        cpuClock.Freeze();
         try
         {
             lock (adoptGate)

@@ -17,4 +17,12 @@ public interface IExecutionContext : IDisposable
 
     /// <summary>Reads the program's FP/SSE/AVX state (XSAVE layout) into <see cref="CpuState.ExtendedState"/>.</summary>
     void LoadExtendedState(CpuState state);
+
+    /// <summary>
+    /// The CPU time this program thread has used on the platform so far: the time spent running
+    /// program code, and the host kernel's work on its behalf (traps, stops). After
+    /// <see cref="IDisposable.Dispose"/> it keeps reporting the final figure. May be read from any
+    /// thread. Platforms that cannot tell report <see cref="TimeSpan.Zero"/>.
+    /// </summary>
+    TimeSpan CpuTime => TimeSpan.Zero;
 }

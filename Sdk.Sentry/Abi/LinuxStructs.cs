@@ -154,14 +154,6 @@ internal struct LinuxEpollEvent
     public ulong Data;
 }
 
-/// <summary>struct itimerspec (timerfd_settime, timer_settime): the interval first, then the value.</summary>
-[StructLayout(LayoutKind.Sequential)]
-internal struct LinuxItimerspec
-{
-    public LinuxTimespec Interval;
-    public LinuxTimespec Value;
-}
-
 /// <summary>struct signalfd_siginfo (128 bytes): what a signalfd read returns for each signal.</summary>
 [StructLayout(LayoutKind.Explicit, Size = 128)]
 internal struct LinuxSignalfdSiginfo

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using AppKernel.Platform;
+using AppKernel.Sentry.Kernel.Timers;
 using AppKernel.Sentry.Memory;
 using AppKernel.Sentry.Abi;
 using AppKernel.Sentry.Syscalls;
@@ -39,6 +40,12 @@ internal sealed class Kernel : IDisposable
         BootTime = Now;
         Strace = options.Strace ? new StraceLogger(loggerFactory.CreateLogger("AppKernel.Strace")) : null;
         Poller = new HostPoller();
+        Timers = new TimerService(this);
+        if (options.Limits.CpuSeconds is { } cpuSeconds)
+        {
+            CpuBudget = new CpuBudget(this, cpuSeconds);
+            CpuBudget.Start();
+        }
         if (options.Limits.MemoryBytes is { } limit)
         {
             memoryWatch = new Timer(_ => EnforceMemoryLimit(limit), null, MemoryWatchPeriod, MemoryWatchPeriod);
@@ -106,6 +113,12 @@ internal sealed class Kernel : IDisposable
     public FutexTable Futexes { get; } = new();
 
     public HostPoller Poller { get; }
+
+    /// <summary>The kernel's timer thread (started by the first timer): itimers, POSIX timers, CPU-time checks.</summary>
+    public TimerService Timers { get; }
+
+    /// <summary>The sandbox-wide CPU-time limit, when <see cref="SandboxLimits.CpuSeconds"/> is set.</summary>
+    public CpuBudget? CpuBudget { get; }
 
     public ILogger Log { get; }
 
@@ -334,5 +347,6 @@ internal sealed class Kernel : IDisposable
         memoryWatch?.Dispose();
         KillAll();
         Poller.Dispose();
+        Timers.Dispose();
     }
 }

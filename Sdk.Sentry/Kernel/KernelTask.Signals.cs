@@ -17,17 +17,89 @@ internal sealed partial class KernelTask
     private const uint FP_XSTATE_MAGIC1 = 0x46505853, FP_XSTATE_MAGIC2 = 0x46505845;
     private const ulong UserEflagsMask = 0x50DD5; // AC OF DF TF SF ZF AF PF CF RF: what sigreturn may restore
 
+    private ulong savedSignalMask;
+    private bool restoreSavedMask;
+
     /// <summary>
-    /// The mask to put back once the signal that interrupted a wait under a temporary mask has been
-    /// dealt with (Linux's saved_sigmask with TIF_RESTORE_SIGMASK). A syscall that waits with a
-    /// temporary mask (ppoll, pselect6, epoll_pwait, epoll_pwait2; rt_sigsuspend would too) sets it
-    /// when it returns to let a signal in, and leaves the temporary mask in <see cref="SignalMask"/>.
-    /// <see cref="DeliverSignals"/> then picks the signal under the temporary mask; the handler's frame
-    /// records this saved mask in uc_sigmask (so rt_sigreturn restores it after the handler) and
-    /// the handler itself runs with the temporary mask plus sa_mask. If no handler runs, the saved
-    /// mask is restored before the program resumes (and signals it unblocks are then delivered).
+    /// Replaces the signal mask for the rest of a syscall (rt_sigsuspend, and ppoll, pselect6 and
+    /// epoll_pwait's sigmask argument), remembering the current one. End it with
+    /// <see cref="EndTemporarySignalMask"/>: if a handler then runs, its frame saves the remembered
+    /// mask, so the mask comes back with sigreturn, as Linux's saved_sigmask does.
     /// </summary>
-    public ulong? SavedSignalMask { get; set; }
+    public void BeginTemporarySignalMask(ulong mask)
+    {
+        if (!restoreSavedMask)
+        {
+            savedSignalMask = SignalMask;
+            restoreSavedMask = true;
+        }
+
+        SignalMask = mask & ~Signals.Unblockable;
+    }
+
+    /// <summary>
+    /// Ends <see cref="BeginTemporarySignalMask"/>. When the syscall is interrupted by a signal the
+    /// temporary mask stays until delivery: the handler's frame saves the original, or, when no
+    /// handler runs, delivery puts it back. Otherwise the original comes back now.
+    /// </summary>
+    public void EndTemporarySignalMask(bool interrupted)
+    {
+        if (restoreSavedMask && !interrupted)
+        {
+            SignalMask = savedSignalMask;
+            restoreSavedMask = false;
+        }
+    }
+
+    /// <summary>The mask a signal frame saves: the one a temporary mask replaced, else the current one.</summary>
+    private ulong MaskToSave => restoreSavedMask ? savedSignalMask : SignalMask;
+
+    /// <summary>Delivery ran no handler: a temporary mask ends here.</summary>
+    private void RestoreSavedMask()
+    {
+        if (restoreSavedMask)
+        {
+            SignalMask = savedSignalMask;
+            restoreSavedMask = false;
+        }
+    }
+
+    /// <summary>
+    /// Takes the best pending signal not in <paramref name="blocked"/>: this thread's queue first,
+    /// then the process's. The one way signals leave their queues (delivery, sigtimedwait,
+    /// signalfd): a dequeued SIGALRM restarts a periodic ITIMER_REAL, and a POSIX timer's signal
+    /// re-arms its timer, gets its overrun, or is dropped when stale.
+    /// </summary>
+    public bool DequeueSignal(ulong blocked, out SignalInfo info)
+    {
+        while (true)
+        {
+            if (!Pending.TryDequeue(blocked, out info))
+            {
+                if (!Group.SharedPending.TryDequeue(blocked, out info))
+                {
+                    return false;
+                }
+
+                if (info.Signo == Signals.SIGALRM)
+                {
+                    Group.Timers.SigalrmDequeued();
+                }
+            }
+
+            if (info.TimerToken != 0)
+            {
+                bool deliver = Group.Timers.TimerSignalDequeued(ref info);
+                info.TimerToken = 0;
+                if (!deliver)
+                {
+                    continue;
+                }
+            }
+
+            return true;
+        }
+    }
 
     /// <summary>True when a pending signal is not blocked (a blocking syscall must return for it).</summary>
     public bool HasDeliverableSignal() =>
@@ -101,15 +173,14 @@ internal sealed partial class KernelTask
     {
         while (true)
         {
-            if (!Pending.TryDequeue(SignalMask, out var info) && !Group.SharedPending.TryDequeue(SignalMask, out info))
+            if (!DequeueSignal(SignalMask, out var info))
             {
-                if (SavedSignalMask is { } saved)
+                if (restoreSavedMask)
                 {
                     // No handler ran for the wait's temporary mask: settle the restart, put the
                     // caller's mask back, and look again under it (as Linux's restore_saved_sigmask).
                     SettleRestart(handlerRuns: false, 0);
-                    SignalMask = saved;
-                    SavedSignalMask = null;
+                    RestoreSavedMask();
                     continue;
                 }
 
@@ -154,6 +225,7 @@ internal sealed partial class KernelTask
         }
 
         SettleRestart(handlerRuns: false, 0);
+        RestoreSavedMask();
     }
 
     private void SettleRestart(bool handlerRuns, ulong actionFlags)
@@ -230,8 +302,7 @@ internal sealed partial class KernelTask
             BinaryPrimitives.WriteInt32LittleEndian(uc[24..], onAltStack ? Signals.SS_ONSTACK : savedAltStack.Flags);
             BinaryPrimitives.WriteUInt64LittleEndian(uc[32..], savedAltStack.Size);
             WriteSigcontext(uc.Slice(UcMcontextOffset, 256), r, fpstate, info);
-            // After a wait under a temporary mask, the handler returns to the caller's own mask.
-            BinaryPrimitives.WriteUInt64LittleEndian(uc[UcSigmaskOffset..], SavedSignalMask ?? SignalMask);
+            BinaryPrimitives.WriteUInt64LittleEndian(uc[UcSigmaskOffset..], MaskToSave);
 
             mm.WriteValue(frame, action.Restorer);
             mm.Write(frame + 8, uc);
@@ -268,8 +339,10 @@ internal sealed partial class KernelTask
             blocked |= Signals.Bit(signal);
         }
 
+        // The handler runs with the current (possibly temporary) mask plus its own; the frame holds
+        // the mask sigreturn restores.
+        restoreSavedMask = false;
         SignalMask = (SignalMask | blocked) & ~Signals.Unblockable;
-        SavedSignalMask = null;
         if ((action.Flags & Signals.SA_RESETHAND) != 0)
         {
             Group.Handlers.Set(signal, default);

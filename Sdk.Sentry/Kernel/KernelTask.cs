@@ -15,6 +15,7 @@ namespace AppKernel.Sentry.Kernel;
 internal sealed partial class KernelTask : ISyscallContext, ITaskInfo, IEventListener
 {
     private SyscallArguments arguments;
+    private IExecutionContext? context;
     private readonly ManualResetEventSlim wake = new(false);
     private volatile bool killed;
 
@@ -47,8 +48,15 @@ internal sealed partial class KernelTask : ISyscallContext, ITaskInfo, IEventLis
 
     public CpuState Cpu { get; }
 
-    /// <summary>The platform context running this thread (created on the task's own host thread).</summary>
-    public IExecutionContext? Context { get; set; }
+    /// <summary>
+    /// The platform context running this thread (created on the task's own host thread). Replacing
+    /// it keeps the thread's CPU account whole (see <see cref="ContextReplaced"/>).
+    /// </summary>
+    public IExecutionContext? Context
+    {
+        get => context;
+        set => ContextReplaced(value);
+    }
 
     public MemoryManager Mm => Group.Memory ?? throw ErrnoException.Of(Errno.EFAULT);
 

@@ -69,7 +69,15 @@ internal sealed class ResourceLimits
 
             limits[resource] = value;
         }
+
+        if (resource == CPU)
+        {
+            CpuLimitChanged?.Invoke();
+        }
     }
+
+    /// <summary>Called after RLIMIT_CPU changes (the process's CPU-time checks re-arm); not copied by <see cref="Clone"/>.</summary>
+    public Action? CpuLimitChanged { get; set; }
 
     public int OpenFilesLimit => (int)Math.Min(Get(NOFILE).Current, int.MaxValue);
 

@@ -22,6 +22,13 @@ internal struct SignalInfo
     [FieldOffset(32)] public long UserTime;
     [FieldOffset(40)] public long SystemTime;
 
+    /// <summary>
+    /// Kernel-private: nonzero on the signal of a POSIX timer (the timer's unique id), so its
+    /// delivery can re-arm it. Programs never see it: it lies past the 48 bytes a program's siginfo
+    /// can set and is cleared when the signal is dequeued.
+    /// </summary>
+    [FieldOffset(120)] public long TimerToken;
+
     public static SignalInfo Kernel(int signal) => new() { Signo = signal, Code = Abi.Signals.SI_KERNEL };
 
     public static SignalInfo User(int signal, int pid, int uid, int code = Abi.Signals.SI_USER) =>

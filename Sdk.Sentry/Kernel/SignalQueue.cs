@@ -37,6 +37,48 @@ internal sealed class SignalQueue
         return true;
     }
 
+    /// <summary>Instances queued (siginfo entries), for RLIMIT_SIGPENDING accounting.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (queue)
+            {
+                return queue.Count;
+            }
+        }
+    }
+
+    /// <summary>Queues a POSIX timer's signal: it never merges with a pending instance, standard signal or not (its timer counts overruns instead).</summary>
+    public void EnqueueUnmerged(in SignalInfo info)
+    {
+        lock (queue)
+        {
+            queue.Add(info);
+            pending |= Signals.Bit(info.Signo);
+        }
+    }
+
+    /// <summary>Drops every SI_TIMER instance (execve); a signal stays pending while another instance of it is queued.</summary>
+    public void RemoveTimerSignals()
+    {
+        lock (queue)
+        {
+            if (queue.RemoveAll(i => i.Code == Signals.SI_TIMER) == 0)
+            {
+                return;
+            }
+
+            ulong remaining = 0;
+            foreach (var info in queue)
+            {
+                remaining |= Signals.Bit(info.Signo);
+            }
+
+            pending = remaining;
+        }
+    }
+
     /// <summary>Takes the best signal not in <paramref name="blocked"/>: synchronous faults first, then the lowest number.</summary>
     public bool TryDequeue(ulong blocked, out SignalInfo info)
     {

@@ -1,4 +1,5 @@
 using AppKernel.Sentry.Abi;
+using AppKernel.Sentry.Kernel.Timers;
 using AppKernel.Sentry.Memory;
 using AppKernel.Vfs;
 
@@ -32,6 +33,7 @@ internal sealed class ThreadGroup
         ProcessGroup = parent?.ProcessGroup ?? pid;
         Session = parent?.Session ?? pid;
         SharedPending = new SignalQueue(SignalWaiters);
+        Timers = new ProcessTimers(this);
     }
 
     public Kernel Kernel { get; }
@@ -74,6 +76,9 @@ internal sealed class ThreadGroup
 
     /// <summary>personality(2) flags.</summary>
     public int Personality { get; set; }
+
+    /// <summary>The process's timers and CPU account (itimers, POSIX timers, RLIMIT_CPU); never inherited by fork.</summary>
+    public ProcessTimers Timers { get; }
 
     /// <summary>Signals pending for the whole process.</summary>
     public SignalQueue SharedPending { get; }

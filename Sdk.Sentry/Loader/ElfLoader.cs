@@ -163,6 +163,7 @@ internal static class ElfLoader
         var platform = kernel.Platform;
         var oldMm = task.Group.Memory;
         MemoryManager mm;
+        task.Group.Timers.ExecCommitted(task, oldMm);
         if (oldMm is { IsExclusive: true } && task.Context is not null && task.Group.TaskCount == 1)
         {
             // The usual exec: the process is alone in its address space, so the platform's address

@@ -14,7 +14,7 @@ namespace AppKernel.Sentry.Syscalls;
 /// restart_syscall (ERESTART_RESTARTBLOCK), select, pselect6 and ppoll with ERESTARTNOHAND after
 /// writing the time left back; all give EINTR when a handler runs. ppoll and pselect6 wait under
 /// the caller's temporary signal mask, which stays in force for the handler's delivery and is
-/// replaced by the original after it (<see cref="KernelTask.SavedSignalMask"/>).
+/// replaced by the original after it (<see cref="KernelTask.BeginTemporarySignalMask"/>).
 /// </summary>
 internal static class PollSyscalls
 {
@@ -405,7 +405,7 @@ internal static class TemporaryMask
 
         ulong mask = t.Mm.ReadValue<ulong>(address);
         ulong old = t.SignalMask;
-        t.SignalMask = mask & ~Signals.Unblockable;
+        t.BeginTemporarySignalMask(mask);
         return old;
     }
 
@@ -415,18 +415,11 @@ internal static class TemporaryMask
     /// </summary>
     public static void Finish(KernelTask t, ulong? old, bool interrupted)
     {
-        if (old is not { } original)
+        if (old is null)
         {
             return;
         }
 
-        if (interrupted)
-        {
-            t.SavedSignalMask = original;
-        }
-        else
-        {
-            t.SignalMask = original;
-        }
+        t.EndTemporarySignalMask(interrupted);
     }
 }

@@ -28,9 +28,11 @@ internal static class SignalSyscalls
         }
 
         var handlers = t.Group.Handlers;
+        bool wasIgnored;
         lock (handlers.Gate)
         {
             var old = handlers.Get(signal);
+            wasIgnored = old.Handler == Signals.SIG_IGN;
             if (a.A2 != 0)
             {
                 t.Mm.WriteValue(a.A2, old);
@@ -50,6 +52,12 @@ internal static class SignalSyscalls
                     }
                 }
             }
+        }
+
+        if (next is not null)
+        {
+            // POSIX timers whose signal became ignored park; parked ones come back when SIG_IGN goes.
+            t.Group.Timers.SignalActionChanged(signal, wasIgnored);
         }
 
         return SyscallResult.Zero;
@@ -243,7 +251,9 @@ internal static class SignalSyscalls
         }
 
         KernelTask.PrepareJobControl(group, info.Signo);
-        if (group.Ignores(info.Signo))
+        // A signal blocked by the process's main thread is queued even when ignored: the
+        // disposition may change before it is unblocked.
+        if (group.Ignores(info.Signo) && ((group.Leader?.SignalMask ?? 0) & Signals.Bit(info.Signo)) == 0)
         {
             return;
         }

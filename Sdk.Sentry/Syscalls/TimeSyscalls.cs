@@ -1,5 +1,6 @@
 using AppKernel.Sentry.Abi;
 using AppKernel.Sentry.Kernel;
+using AppKernel.Sentry.Kernel.Timers;
 using AppKernel.Sentry.Native;
 using AppKernel.Syscalls;
 
@@ -17,6 +18,12 @@ internal static unsafe class TimeSyscalls
     /// <summary>The time on <paramref name="clock"/> in nanoseconds; EINVAL for clocks Linux does not have.</summary>
     public static long ClockNow(KernelTask t, int clock)
     {
+        if (CpuClockId.TryDecode(clock, out var cpuClock))
+        {
+            // CPU clocks: the program's time on the platform plus the Sentry's work for it.
+            return cpuClock.Sample(cpuClock.Resolve(t, forReading: true) ?? throw ErrnoException.Of(Errno.EINVAL));
+        }
+
         long* ts = stackalloc long[2];
         int hostClock = clock switch
         {
@@ -24,9 +31,6 @@ internal static unsafe class TimeSyscalls
             CLOCK_TAI => CLOCK_TAI,
             CLOCK_MONOTONIC or CLOCK_MONOTONIC_RAW or CLOCK_MONOTONIC_COARSE => CLOCK_MONOTONIC,
             CLOCK_BOOTTIME or CLOCK_BOOTTIME_ALARM => CLOCK_BOOTTIME,
-            // CPU clocks: the time the Sentry spent on this thread's behalf (the platform's share is not counted yet).
-            CLOCK_PROCESS_CPUTIME_ID or CLOCK_THREAD_CPUTIME_ID => CLOCK_THREAD_CPUTIME_ID,
-            _ when clock < 0 => CLOCK_THREAD_CPUTIME_ID,
             _ => throw ErrnoException.Of(Errno.EINVAL),
         };
         LibC.ClockGettime(hostClock, ts);
@@ -60,10 +64,22 @@ internal static unsafe class TimeSyscalls
     {
         var t = c.Task();
         int clock = (int)c.Arguments.A0;
-        ClockNow(t, clock);
+        bool cpu = CpuClockId.TryDecode(clock, out var cpuClock);
+        if (cpu)
+        {
+            _ = cpuClock.Resolve(t, forReading: false) ?? throw ErrnoException.Of(Errno.EINVAL);
+        }
+        else
+        {
+            ClockNow(t, clock);
+        }
+
         if (c.Arguments.A1 != 0)
         {
-            long resolution = clock is CLOCK_REALTIME_COARSE or CLOCK_MONOTONIC_COARSE ? 4_000_000 : 1;
+            // Linux: coarse clocks and the tick-counted CPU clocks (PROF, VIRT) report a tick; the rest 1 ns.
+            long resolution = clock is CLOCK_REALTIME_COARSE or CLOCK_MONOTONIC_COARSE || (cpu && cpuClock.Type != CpuClockId.Sched)
+                ? TimerConstants.TickNanoseconds
+                : 1;
             t.Mm.WriteValue(c.Arguments.A1, ToTimespec(resolution));
         }
 
@@ -116,16 +132,79 @@ internal static unsafe class TimeSyscalls
         var a = c.Arguments;
         int clock = (int)a.A0;
         int flags = (int)a.A1;
-        if (clock is CLOCK_THREAD_CPUTIME_ID || clock is not (CLOCK_REALTIME or CLOCK_MONOTONIC or CLOCK_BOOTTIME or CLOCK_TAI or CLOCK_PROCESS_CPUTIME_ID))
+        bool absolute = (flags & TIMER_ABSTIME) != 0;
+        CpuClockId cpuClock = default;
+        bool cpu = clock != CLOCK_THREAD_CPUTIME_ID && CpuClockId.TryDecode(clock, out cpuClock);
+        if (!cpu && clock is not (CLOCK_REALTIME or CLOCK_MONOTONIC or CLOCK_BOOTTIME or CLOCK_TAI))
         {
-            return SyscallResult.Error(clock is CLOCK_THREAD_CPUTIME_ID or < 0 ? Errno.EINVAL : Errno.EOPNOTSUPP);
+            // Clocks without sleeping (the thread CPU clock, raw and coarse clocks, a clock fd,
+            // alarm clocks without an RTC) give EOPNOTSUPP; unknown ones EINVAL.
+            return SyscallResult.Error(clock is CLOCK_THREAD_CPUTIME_ID or CLOCK_MONOTONIC_RAW or CLOCK_REALTIME_COARSE or CLOCK_MONOTONIC_COARSE
+                or CLOCK_REALTIME_ALARM or CLOCK_BOOTTIME_ALARM or < 0 ? Errno.EOPNOTSUPP : Errno.EINVAL);
         }
 
         long value = ReadDuration(t, a.A2);
-        long deadline = (flags & TIMER_ABSTIME) != 0
+        if (cpu)
+        {
+            return CpuSleep(t, cpuClock, value, absolute, absolute ? 0 : a.A3);
+        }
+
+        long deadline = absolute
             ? Kernel.Kernel.Now + (value - ClockNow(t, clock))
             : Kernel.Kernel.Now + value;
-        return SleepUntil(t, deadline, (flags & TIMER_ABSTIME) != 0 ? 0 : a.A3);
+        return SleepUntil(t, deadline, absolute ? 0 : a.A3);
+    }
+
+    /// <summary>
+    /// Sleeps until a CPU clock reaches a deadline (Linux's posix_cpu_nsleep): a thread may not
+    /// sleep on its own thread clock (EINVAL); an absolute sleep interrupted by a handler is not
+    /// restarted with the time left but from the start (ERESTARTNOHAND).
+    /// </summary>
+    private static SyscallResult CpuSleep(KernelTask t, CpuClockId clock, long value, bool absolute, ulong remaining)
+    {
+        if (clock.PerThread && (clock.Pid == 0 || clock.Pid == t.Tid))
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        var target = clock.Resolve(t, forReading: false) ?? throw ErrnoException.Of(Errno.EINVAL);
+        long deadline = absolute ? value : ProcessTimers.SaturatingAdd(clock.Sample(target), value);
+        return CpuSleepUntil(t, new ProcessTimers.CpuSleeper(t, clock, target, deadline), absolute, remaining);
+    }
+
+    private static SyscallResult CpuSleepUntil(KernelTask t, ProcessTimers.CpuSleeper sleeper, bool absolute, ulong remaining)
+    {
+        if (sleeper.Reached)
+        {
+            return SyscallResult.Zero;
+        }
+
+        var timers = sleeper.Target is KernelTask task ? task.Group.Timers : ((ThreadGroup)sleeper.Target).Timers;
+        timers.AddSleeper(sleeper);
+        try
+        {
+            t.WaitUntil(null, 0, () => sleeper.Reached);
+            return SyscallResult.Zero;
+        }
+        catch (ErrnoException e) when (e.Errno == Errno.ERESTARTSYS)
+        {
+            if (absolute)
+            {
+                return SyscallResult.Error(Errno.ERESTARTNOHAND);
+            }
+
+            if (remaining != 0)
+            {
+                t.Mm.WriteValue(remaining, ToTimespec(Math.Max(0, sleeper.Deadline - sleeper.Clock.Sample(sleeper.Target))));
+            }
+
+            t.RestartBlock = task => CpuSleepUntil(task, sleeper, absolute, remaining);
+            return SyscallResult.Error(Errno.ERESTART_RESTARTBLOCK);
+        }
+        finally
+        {
+            timers.RemoveSleeper(sleeper);
+        }
     }
 
     /// <summary>Sleeps interruptibly; a signal returns EINTR with the time left, or restarts for the time left.</summary>

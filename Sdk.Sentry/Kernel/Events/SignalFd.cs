@@ -65,7 +65,7 @@ internal sealed class SignalFd : IFileOperations, IRecordFile
         while (count < capacity)
         {
             ulong blocked = ~Mask;
-            if (!task.Pending.TryDequeue(blocked, out var info) && !task.Group.SharedPending.TryDequeue(blocked, out info))
+            if (!task.DequeueSignal(blocked, out var info))
             {
                 if (count > 0)
                 {
