@@ -30,7 +30,9 @@ internal static class Sandboxes
         get
         {
             yield return ["ptrace"];
-            if (KvmUsable.Value)
+            // KVM runs the suite once fork works on it (the KVM platform work in progress); until
+            // then APPKERNEL_TEST_KVM=1 opts in.
+            if (Environment.GetEnvironmentVariable("APPKERNEL_TEST_KVM") == "1" && KvmUsable.Value)
             {
                 yield return ["kvm"];
             }
