@@ -5,7 +5,7 @@ internal static class CommandLine
 {
     public const string Usage =
         "usage: appkernel do [--platform ptrace|kvm] [--rootfs DIR] [--rootfs-mode overlay|readonly|readwrite] [--strace]\n" +
-        "                    [--env K=V]... [--cwd DIR] [--hostname NAME] [--plugins DIR]\n" +
+        "                    [--env K=V]... [--cwd DIR] [--hostname NAME] [--plugins DIR] [--bind HOST[:SANDBOX][:ro]]...\n" +
         "                    [--memory BYTES[k|m|g]] [--tasks N] [--open-files N] [--cpu SECONDS] [--wall SECONDS] [--output BYTES[k|m|g]]\n" +
         "                    -- PROGRAM [ARGS...]\n" +
         "       appkernel            (runs a short demo inside a sandbox)";
@@ -87,6 +87,26 @@ internal static class CommandLine
                 case "--hostname":
                     options.Hostname = Take();
                     break;
+                case "--bind":
+                {
+                    // HOST[:SANDBOX][:ro]
+                    var parts = Take().Split(':');
+                    bool readOnly = parts.Length > 1 && parts[^1] == "ro";
+                    if (readOnly)
+                    {
+                        parts = parts[..^1];
+                    }
+
+                    if (parts.Length is < 1 or > 2 || parts[0].Length == 0)
+                    {
+                        throw new UsageException("--bind needs HOST[:SANDBOX][:ro]");
+                    }
+
+                    string host = Path.GetFullPath(parts[0]);
+                    options.Binds.Add(new MountSpec { Type = "bind", Source = host, Target = parts.Length == 2 ? parts[1] : host, ReadOnly = readOnly });
+                    break;
+                }
+
                 case "--memory":
                     options.MemoryBytes = Size(Take(), name);
                     break;

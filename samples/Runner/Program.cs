@@ -106,6 +106,11 @@ static async Task<int> Run(RunnerOptions options)
         }
 
         o.Platform = options.Platform;
+        foreach (var bind in options.Binds)
+        {
+            o.Mounts.Add(bind);
+        }
+
         o.Limits.MemoryBytes = options.MemoryBytes;
         o.Limits.Tasks = options.Tasks;
         o.Limits.OpenFiles = options.OpenFiles;

@@ -27,6 +27,9 @@ internal sealed class RunnerOptions
 
     public List<string> Command { get; } = new();
 
+    /// <summary>--bind HOST[:SANDBOX][:ro]: host directories shown inside, through the Gofer.</summary>
+    public List<MountSpec> Binds { get; } = new();
+
     public long? MemoryBytes { get; set; }
 
     public int? Tasks { get; set; }

@@ -42,7 +42,8 @@ public sealed partial class RunnerTests
     [TestMethod]
     public async Task SigintSentToTheRunnerReachesTheProgramsHandler()
     {
-        using var runner = Start("do", "--", Fixtures.Path("sigint"));
+        // The fixtures may live under /tmp (a CI clone), which is private in the sandbox: bind them in.
+        using var runner = Start("do", "--bind", Fixtures.Directory + ":ro", "--", Fixtures.Path("sigint"));
         var clock = Stopwatch.StartNew();
         string? first = await runner.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
         Assert.AreEqual("ready", first);
