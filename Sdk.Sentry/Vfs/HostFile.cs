@@ -19,6 +19,9 @@ internal sealed unsafe class HostFile : IFileOperations, IInode, IFileSystem
     private readonly bool isTerminal;
     private readonly OutputBudget? budget;
     private int released;
+    private int? foregroundGroup;
+    private const uint TIOCNOTTY = 0x5422;
+    private const int KernelTermiosSize = 36;
 
     private HostFile(int fd, HostPoller poller, bool stream, bool isTerminal, OutputBudget? budget)
     {
@@ -174,7 +177,8 @@ internal sealed unsafe class HostFile : IFileOperations, IInode, IFileSystem
         {
             case LinuxConstants.TCGETS or LinuxConstants.TIOCGWINSZ when isTerminal:
             {
-                int size = request == LinuxConstants.TCGETS ? 60 : 8;
+                // The kernel's struct termios is 36 bytes (NCCS 19); glibc's larger one is its own.
+                int size = request == LinuxConstants.TCGETS ? KernelTermiosSize : 8;
                 byte* data = stackalloc byte[64];
                 if (LibC.Ioctl(fd, request, data) != 0)
                 {
@@ -187,7 +191,7 @@ internal sealed unsafe class HostFile : IFileOperations, IInode, IFileSystem
 
             case LinuxConstants.TCSETS or LinuxConstants.TCSETSW or LinuxConstants.TCSETSF or LinuxConstants.TIOCSWINSZ when isTerminal:
             {
-                int size = request == LinuxConstants.TIOCSWINSZ ? 8 : 60;
+                int size = request == LinuxConstants.TIOCSWINSZ ? 8 : KernelTermiosSize;
                 byte* data = stackalloc byte[64];
                 context.Memory.Read(argument, new Span<byte>(data, size));
                 if (LibC.Ioctl(fd, request, data) != 0)
@@ -199,7 +203,32 @@ internal sealed unsafe class HostFile : IFileOperations, IInode, IFileSystem
             }
 
             case LinuxConstants.TIOCGPGRP when isTerminal:
-                context.Memory.WriteValue(argument, context.Task.Pid);
+                context.Memory.WriteValue(argument, foregroundGroup ?? ((Kernel.KernelTask)context).Group.ProcessGroup);
+                return 0;
+            case LinuxConstants.TIOCSPGRP when isTerminal:
+            {
+                // The foreground process group must exist in the caller's session (EPERM otherwise).
+                var task = (Kernel.KernelTask)context;
+                int group = context.Memory.ReadValue<int>(argument);
+                if (group <= 0)
+                {
+                    throw ErrnoException.Of(Errno.EINVAL);
+                }
+
+                if (!task.Kernel.Pids.Groups().Any(g => g.ProcessGroup == group && g.Session == task.Group.Session))
+                {
+                    throw ErrnoException.Of(Errno.EPERM);
+                }
+
+                foregroundGroup = group;
+                return 0;
+            }
+
+            case LinuxConstants.TIOCGSID when isTerminal:
+                context.Memory.WriteValue(argument, ((Kernel.KernelTask)context).Group.Session);
+                return 0;
+            case LinuxConstants.TIOCSCTTY or TIOCNOTTY when isTerminal:
+                // The host terminal is every sandboxed process's controlling terminal already.
                 return 0;
             case LinuxConstants.FIONREAD when stream:
             {

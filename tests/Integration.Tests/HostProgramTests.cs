@@ -70,6 +70,45 @@ public sealed class HostProgramTests
         Assert.AreEqual(0, run.Status);
     }
 
+    private const string PythonProcesses = """
+        import threading, subprocess, os, signal, multiprocessing
+        r = []
+        def w(i): r.append(sum(range(100000)) * i)
+        ts = [threading.Thread(target=w, args=(i,)) for i in range(4)]
+        [t.start() for t in ts]; [t.join() for t in ts]
+        print(sorted(r))
+        print(subprocess.run(["echo", "from a child"], capture_output=True, text=True).stdout.strip())
+        pid = os.fork()
+        if pid == 0:
+            os._exit(7)
+        print("fork status", os.waitpid(pid, 0)[1] >> 8)
+        got = []
+        signal.signal(signal.SIGALRM, lambda s, f: got.append(s))
+        signal.alarm(1)
+        signal.pause()
+        print("alarm", got)
+        def square(x): return x * x
+        if __name__ == "__main__":
+            with multiprocessing.Pool(2) as pool:
+                print(pool.map(square, range(10)))
+        """;
+
+    [TestMethod]
+    [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
+    public async Task PythonThreadsSubprocessesForkAlarmAndAPool(string platform)
+    {
+        string? python = new[] { "/usr/bin/python3", "/usr/local/bin/python3" }.FirstOrDefault(File.Exists);
+        if (python is null)
+        {
+            Assert.Inconclusive("python3 is not installed on this machine");
+        }
+
+        var native = ProgramRun.Native(python, ["-c", PythonProcesses]);
+        var run = await Sandboxes.Run(platform, python, ["-c", PythonProcesses]);
+        Assert.AreEqual(native.Text, run.Text, run.Error);
+        Assert.AreEqual(0, run.Status, run.Error);
+    }
+
     [TestMethod]
     [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
     public async Task AWriteToEtcStaysInTheOverlay(string platform)
