@@ -14,6 +14,13 @@ public interface IMappable
     /// </summary>
     void GetPages(long fileOffset, Span<long> pageOffsets);
 
+    /// <summary>
+    /// True when the contents cannot change while mapped (a file on a read-only filesystem). The
+    /// memory manager may then copy a small private writable mapping when it is made instead of
+    /// one page per write fault: nobody could see the difference.
+    /// </summary>
+    bool IsReadOnly => false;
+
     /// <summary>Called after a program wrote into shared pages (msync, munmap) so the file can write them back.</summary>
     void PagesWritten(long fileOffset, long length)
     {

@@ -18,6 +18,9 @@ namespace AppKernel.Gofer.Client;
 /// </remarks>
 internal sealed class GoferPageCache(GoferInode inode, IMemoryFile memoryFile) : IMappable
 {
+    /// <inheritdoc/>
+    public bool IsReadOnly => inode.ReadOnlyFileSystem;
+
     private readonly object gate = new();
     private readonly Dictionary<long, long> pages = [];
     private readonly int pageSize = memoryFile.PageSize;

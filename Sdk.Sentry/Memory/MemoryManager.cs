@@ -26,6 +26,13 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     /// <summary>Mappings up to this size are populated when made.</summary>
     public const ulong EagerPopulateLimit = 16UL << 20;
 
+    /// <summary>
+    /// Writable private mappings of read-only files up to this size (a library's data segment) are
+    /// copied when made: they are nearly always written, and with a file that cannot change, copying
+    /// early is invisible, while a write fault per page costs a platform round trip each.
+    /// </summary>
+    public const ulong EagerCopyLimit = 256UL << 10;
+
     /// <summary>How much a fault populates at once in a large mapping.</summary>
     public const ulong FaultChunk = 2UL << 20;
 
@@ -606,8 +613,22 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         {
             long fileOffset = vma.FileOffset + (long)(start - owner.Start);
             vma.Mappable.GetPages(fileOffset, pages.AsSpan(0, count));
-            // Private pages stay shared with the file until written: until then the mapping
-            // sees the file's changes, as Linux's does.
+            if (!vma.Shared && (vma.Access & MemoryAccess.Write) != 0 && vma.Mappable.IsReadOnly && length <= EagerCopyLimit)
+            {
+                long copy = file.Allocate((long)length);
+                for (int i = 0; i < count; i++)
+                {
+                    Buffer.MemoryCopy(file.Pointer(pages[i]), file.Pointer(copy + i * (long)PageSize), PageSize, PageSize);
+                    file.DecRef(pages[i], (long)PageSize);
+                }
+
+                pmas.Insert(start, end, new Pma(copy, Cow: false));
+                addressSpace.Map(start, length, copy, vma.Access);
+                return;
+            }
+
+            // Otherwise private pages stay shared with the file until written: until then the
+            // mapping sees the file's changes, as Linux's does.
             bool cow = !vma.Shared;
             int runStart = 0;
             for (int i = 1; i <= count; i++)
