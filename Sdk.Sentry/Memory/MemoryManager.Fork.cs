@@ -71,17 +71,16 @@ internal sealed partial class MemoryManager
                 if (!shared && !p.Value.Cow)
                 {
                     pmas.SetValue(i, p.Value with { Cow = true });
-                    if ((vma.Access & MemoryAccess.Write) != 0)
+
+                    // A pma may span VMAs with different access (a data segment after its RELRO part
+                    // became read-only): every writable piece loses write access, whatever the first is.
+                    foreach (var piece in vmas.Overlapping(p.Start, p.End))
                     {
-                        // A pma may span VMAs with different access: protect piece by piece.
-                        foreach (var piece in vmas.Overlapping(p.Start, p.End))
+                        ulong s = Math.Max(piece.Start, p.Start);
+                        ulong e = Math.Min(piece.End, p.End);
+                        if ((piece.Value.Access & MemoryAccess.Write) != 0)
                         {
-                            ulong s = Math.Max(piece.Start, p.Start);
-                            ulong e = Math.Min(piece.End, p.End);
-                            if ((piece.Value.Access & MemoryAccess.Write) != 0)
-                            {
-                                addressSpace.Protect(s, e - s, piece.Value.Access & ~MemoryAccess.Write);
-                            }
+                            addressSpace.Protect(s, e - s, piece.Value.Access & ~MemoryAccess.Write);
                         }
                     }
                 }

@@ -388,9 +388,16 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         foreach (var p in movedPmas)
         {
             ulong start = (ulong)((long)p.Start + shift);
-            pmas.Insert(start, start + p.Length, p.Value);
-            vmas.TryFind(start, out var owner, out _);
-            addressSpace.Map(start, p.Length, p.Value.FileOffset, Effective(owner.Value, p.Value));
+            ulong end = start + p.Length;
+            pmas.Insert(start, end, p.Value);
+
+            // A pma may span VMAs of different access: map each piece with its own.
+            foreach (var piece in vmas.Overlapping(start, end))
+            {
+                ulong s = Math.Max(piece.Start, start);
+                ulong e = Math.Min(piece.End, end);
+                addressSpace.Map(s, e - s, p.Value.FileOffset + (long)(s - start), Effective(piece.Value, p.Value));
+            }
         }
 
         if (targetLength > sourceLength && targetLength - sourceLength <= EagerPopulateLimit)
