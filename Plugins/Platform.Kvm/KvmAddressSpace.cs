@@ -129,7 +129,10 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
         }
     }
 
-    /// <summary>Clears the tree (so no stale translation of it survives its pages' reuse) and frees it.</summary>
+    /// <summary>
+    /// Clears the tree (so no stale translation of it survives its pages' reuse) and frees its pages, unless
+    /// a context of this space is still undisposed (its pages are then kept for good: see the code).
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref disposed, 1) != 0)
@@ -149,9 +152,20 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
                     touches.Clear();
                 }
 
-                foreach (var table in tables)
+                // A context still attached may have this root in its vCPU's CR3: its pages must then never
+                // become another space's tables (the vCPU would walk them as its root), so they are kept.
+                bool attached;
+                lock (contexts)
                 {
-                    Machine.FreePage(table);
+                    attached = contexts.Count > 0;
+                }
+
+                if (!attached)
+                {
+                    foreach (var table in tables)
+                    {
+                        Machine.FreePage(table);
+                    }
                 }
 
                 tables.Clear();

@@ -132,6 +132,40 @@ public sealed class LifecycleTests
     }
 
     [TestMethod]
+    public void ASpaceDisposedBeforeItsContextKeepsItsTablesOutOfOtherSpaces()
+    {
+        using var m = new Machine();
+        var bytes = Machine.Assemble(Machine.Code, ReadThenSyscall);
+        Machine.OnThread(() =>
+        {
+            var first = m.Platform.CreateAddressSpace(m.Memory);
+            MapProgram(m, first, bytes, 1);
+            var context = m.Platform.CreateExecutionContext(first);
+            var state = Machine.NewState();
+            Assert.AreEqual(SwitchReason.Syscall, context.Switch(state).Reason);
+            first.Dispose();
+
+            // Another space, with guest writes to its tables; then the orphaned context runs again.
+            var second = m.Platform.CreateAddressSpace(m.Memory);
+            MapProgram(m, second, bytes, 2);
+            for (int i = 0; i < 8; i++)
+            {
+                second.Protect(Machine.Data, Machine.Page, i % 2 == 0 ? MemoryAccess.Read : MemoryAccess.ReadWrite);
+            }
+
+            var result = context.Switch(Machine.NewState());
+            Assert.AreEqual(SwitchReason.Fault, result.Reason, "its tree is empty: a fault, not a triple fault");
+            context.Dispose();
+
+            using var other = m.Platform.CreateExecutionContext(second);
+            state = Machine.NewState();
+            Assert.AreEqual(SwitchReason.Syscall, other.Switch(state).Reason);
+            Assert.AreEqual(2UL, state.Registers.Rax);
+            second.Dispose();
+        });
+    }
+
+    [TestMethod]
     public void ExecUnmapsTheWholeUserHalfQuicklyAndTheSameContextRunsTheNewImage()
     {
         using var m = new Machine();
