@@ -129,7 +129,10 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
         }
     }
 
-    /// <summary>Clears the tree (so no stale translation of it survives its pages' reuse) and frees it.</summary>
+    /// <summary>
+    /// Clears the tree (so no stale translation of it survives its pages' reuse) and frees its pages, unless
+    /// a context of this space is still undisposed (its pages are then kept for good: see the code).
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref disposed, 1) != 0)
@@ -149,9 +152,20 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
                     touches.Clear();
                 }
 
-                foreach (var table in tables)
+                // A context still attached may have this root in its vCPU's CR3: its pages must then never
+                // become another space's tables (the vCPU would walk them as its root), so they are kept.
+                bool attached;
+                lock (contexts)
                 {
-                    Machine.FreePage(table);
+                    attached = contexts.Count > 0;
+                }
+
+                if (!attached)
+                {
+                    foreach (var table in tables)
+                    {
+                        Machine.FreePage(table);
+                    }
                 }
 
                 tables.Clear();
@@ -280,19 +294,38 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
         return &((ulong*)Machine.Host(tableOffset))[(address >> 12) & 511];
     }
 
-    /// <summary>Calls <paramref name="visit"/> for every existing leaf entry in the range, skipping absent tables.</summary>
+    /// <summary>
+    /// Calls <paramref name="visit"/> for every existing leaf entry in the range, skipping what an absent
+    /// entry of any level covers (512 GiB, 1 GiB or 2 MiB), so that exec's unmapping of the whole user
+    /// half costs what is mapped, not what is not.
+    /// </summary>
     private void Walk(ulong address, ulong length, EntryVisitor visit)
     {
         ulong end = address + length;
         ulong at = address;
         while (at < end)
         {
-            ulong* entry = Leaf(at, create: false);
-            if (entry is null)
+            ulong tableOffset = RootOffset;
+            int shift = 39;
+            for (; shift > 12; shift -= 9)
             {
-                at = (at + LargePageSize) & ~(LargePageSize - 1); // no page table here: skip its 2 MiB
+                ulong next = ((ulong*)Machine.Host(tableOffset))[(at >> shift) & 511];
+                if ((next & Present) == 0)
+                {
+                    break;
+                }
+
+                tableOffset = (next & AddressMask) - PlatformGpa;
+            }
+
+            if (shift > 12)
+            {
+                ulong span = 1UL << shift; // no table below this entry: skip all it covers
+                at = (at + span) & ~(span - 1);
                 continue;
             }
+
+            ulong* entry = &((ulong*)Machine.Host(tableOffset))[(at >> 12) & 511];
 
             // Visit up to the end of this page table.
             ulong tableEnd = Math.Min(end, (at + LargePageSize) & ~(LargePageSize - 1));

@@ -36,6 +36,10 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
     private long guestGeneration; // 0 outside KVM_RUN; else 1 + the generation the vCPU is flushed to
     private int runnerThreadId;
     private int interruptPending;
+    private long cpuNanoseconds;  // CPU time of the finished KVM_RUNs
+    private long runStartedAt;    // the runner thread's CPU clock when the KVM_RUN in progress began; 0 outside
+    private int cpuSequence;      // odd while the two above change (readers on other threads retry)
+    private long cpuReported;     // the largest figure reported (CpuTime never goes back)
     private int inSwitch;
     private bool kickQueued;
     private int disposed;
@@ -54,6 +58,69 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
 
     /// <summary>The KVM vCPU id (for diagnostics).</summary>
     public int VcpuId => vcpu.Id;
+
+    /// <summary>
+    /// The CPU time of this context's KVM_RUN calls: the program's computing and the hypervisor's work
+    /// for its exits (on kvm-pvm, the emulation of its <c>syscall</c>s and of the trampoline's two
+    /// instructions), measured with the CPU clock of the host thread that runs it (nanoseconds, the
+    /// scheduler's figure). That thread is the task's own, so this time is also part of that thread's
+    /// CPU clock: the platform says so with <see cref="PlatformCapabilities.CpuTimeInTaskThread"/>, and
+    /// the Sentry counts only the rest as its system time. Safe from any thread; allocates nothing; keeps
+    /// its last figure after <see cref="Dispose"/>.
+    /// </summary>
+    /// <remarks>
+    /// The guest time the host kernel reports per thread (<c>guest_time</c> in procfs) cannot serve: it is
+    /// sampled at scheduler ticks, and on kvm-pvm, where the guest runs in host user mode, the ticks
+    /// count it as user time, so guest time stays near zero.
+    /// </remarks>
+    public TimeSpan CpuTime
+    {
+        get
+        {
+            long total;
+            while (true)
+            {
+                int sequence = Volatile.Read(ref cpuSequence);
+                if ((sequence & 1) != 0)
+                {
+                    Thread.SpinWait(1);
+                    continue;
+                }
+
+                total = Volatile.Read(ref cpuNanoseconds);
+                long startedAt = Volatile.Read(ref runStartedAt);
+                if (startedAt != 0)
+                {
+                    // In KVM_RUN now: add what the runner's clock has counted since it entered.
+                    long now = LibC.ReadClock(LibC.ThreadCpuClock(Volatile.Read(ref runnerThreadId)));
+                    if (now > startedAt)
+                    {
+                        total += now - startedAt;
+                    }
+                }
+
+                if (Volatile.Read(ref cpuSequence) == sequence)
+                {
+                    break;
+                }
+            }
+
+            long reported = Volatile.Read(ref cpuReported);
+            while (total > reported)
+            {
+                long seen = Interlocked.CompareExchange(ref cpuReported, total, reported);
+                if (seen == reported)
+                {
+                    reported = total;
+                    break;
+                }
+
+                reported = seen;
+            }
+
+            return TimeSpan.FromTicks(reported / 100);
+        }
+    }
 
     /// <summary>
     /// Runs the program until it makes a syscall, faults, raises a CPU exception or is interrupted;
@@ -200,7 +267,9 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
                 Pull(run);
             }
 
+            BeginRun();
             int result = vcpu.RunOnce();
+            EndRun();
             Volatile.Write(ref guestGeneration, 0);
             if (result == -LibC.EINTR)
             {
@@ -287,6 +356,30 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
 
             return Decode(vector, error, state);
         }
+    }
+
+    /// <summary>Notes the runner thread's CPU clock as KVM_RUN begins (see <see cref="CpuTime"/>).</summary>
+    private void BeginRun()
+    {
+        long now = LibC.ReadClock(LibC.CLOCK_THREAD_CPUTIME_ID);
+        Interlocked.Increment(ref cpuSequence);
+        Volatile.Write(ref runStartedAt, Math.Max(now, 1));
+        Interlocked.Increment(ref cpuSequence);
+    }
+
+    /// <summary>Adds the CPU time of the KVM_RUN that just returned.</summary>
+    private void EndRun()
+    {
+        long now = LibC.ReadClock(LibC.CLOCK_THREAD_CPUTIME_ID);
+        Interlocked.Increment(ref cpuSequence);
+        long startedAt = runStartedAt;
+        if (now > startedAt)
+        {
+            Volatile.Write(ref cpuNanoseconds, cpuNanoseconds + (now - startedAt));
+        }
+
+        Volatile.Write(ref runStartedAt, 0);
+        Interlocked.Increment(ref cpuSequence);
     }
 
     /// <summary>Whether the vCPU sits at a return entry it has not executed yet (so nothing of the program ran).</summary>

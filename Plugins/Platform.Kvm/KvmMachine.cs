@@ -197,7 +197,10 @@ internal sealed unsafe class KvmMachine : IDisposable
 
             vcpu.Run->ImmediateExit = 0;
             vcpu.Run->RequestInterruptWindow = 0;
-            vcpu.SwitchRoot(PhysicalOf(KernelRootOffset));
+
+            // Not just a pending switch: the vCPU's CR3 itself must leave the address space it ran, whose
+            // page-table pages are freed and reused when that space is disposed (see KvmVcpu.LoadRoot).
+            vcpu.LoadRoot(PhysicalOf(KernelRootOffset));
             idleVcpus.Push(vcpu);
         }
     }

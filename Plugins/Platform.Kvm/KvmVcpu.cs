@@ -81,6 +81,29 @@ internal sealed unsafe class KvmVcpu : IDisposable
         Root = root;
     }
 
+    /// <summary>
+    /// Loads <paramref name="root"/> into CR3 at once, from outside the guest (KVM_SET_SREGS), and drops any
+    /// pending switch. Used when a vCPU goes back to the pool: its CR3 must not keep naming a root whose
+    /// address space is about to be disposed, because that page is then reused (as another table, zeroed
+    /// behind the hypervisor's back), and the vCPU's next entry would run on it: the trampoline would not
+    /// even be mapped, and the first fetch would triple-fault the guest.
+    /// </summary>
+    public void LoadRoot(ulong root)
+    {
+        var platform = machine.Platform;
+        KvmSregs sregs;
+        platform.Check(LibC.IoctlRetry(Fd, KvmAbi.GetSregs, (nint)(&sregs)), "KVM_GET_SREGS");
+        if (sregs.Cr3 != root)
+        {
+            sregs.Cr3 = root;
+            platform.Check(LibC.IoctlRetry(Fd, KvmAbi.SetSregs, (nint)(&sregs)), "KVM_SET_SREGS");
+        }
+
+        Quad(VcpuPage.Cr3) = root;
+        Word(VcpuPage.LoadCr3) = 0;
+        Root = root;
+    }
+
     /// <summary>KVM_RUN once; returns 0 or -errno.</summary>
     public int RunOnce()
     {

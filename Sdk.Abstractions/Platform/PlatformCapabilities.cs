@@ -15,4 +15,12 @@ public enum PlatformCapabilities
 
     /// <summary>The platform runs program code in a hardware VM.</summary>
     HardwareVirtualization = 4,
+
+    /// <summary>
+    /// The program runs on the host thread that calls <see cref="IExecutionContext.Switch"/> (as a vCPU
+    /// does inside KVM_RUN), so <see cref="IExecutionContext.CpuTime"/> is part of that thread's CPU
+    /// clock: the Sentry's own (system) time on that thread is its clock less the program's time.
+    /// Without it, the program's CPU time is spent elsewhere (a traced stub process).
+    /// </summary>
+    CpuTimeInTaskThread = 8,
 }

@@ -5,7 +5,9 @@ using AppKernel.Sentry.Native;
 namespace AppKernel.Sentry.Kernel;
 
 // The thread's CPU account: user time from the platform (the program's computing), system time
-// from the CPU clock of the task's own host thread (the Sentry's work for it).
+// from the CPU clock of the task's own host thread (the Sentry's work for it). Where the program
+// runs on that same host thread (PlatformCapabilities.CpuTimeInTaskThread: KVM_RUN), the clock
+// counts both, and system time is the clock less the platform's figure.
 internal sealed partial class KernelTask
 {
     private readonly object cpuGate = new();
@@ -27,8 +29,11 @@ internal sealed partial class KernelTask
                     return frozenCpu;
                 }
 
+                // The host clock first: the platform's figure read after it can only be larger, so the
+                // difference never counts program time as the Sentry's.
+                long host = HostThreadTimeLocked(ownThread: false);
                 long user = platformCpuBase + (context is { } c ? Nanoseconds(c.CpuTime) : 0);
-                return new CpuTimes(user, SystemTimeLocked(ownThread: false));
+                return new CpuTimes(user, SystemTimeLocked(host, user));
             }
         }
     }
@@ -58,7 +63,8 @@ internal sealed partial class KernelTask
 
             if (next is null && previous is not null)
             {
-                frozenCpu = new CpuTimes(platformCpuBase, SystemTimeLocked(ownThread: current == this));
+                long host = HostThreadTimeLocked(ownThread: current == this);
+                frozenCpu = new CpuTimes(platformCpuBase, SystemTimeLocked(host, platformCpuBase));
                 cpuFrozen = true;
             }
         }
@@ -73,18 +79,12 @@ internal sealed partial class KernelTask
         }
     }
 
-    private unsafe long SystemTimeLocked(bool ownThread)
+    /// <summary>The system time from the host thread's clock (<paramref name="host"/>, -1: unread) and the user time; never decreasing.</summary>
+    private long SystemTimeLocked(long host, long user)
     {
-        if (hostThreadId == 0)
+        if (host >= 0)
         {
-            return 0;
-        }
-
-        long* ts = stackalloc long[2];
-        int clock = ownThread ? LibC.CLOCK_THREAD_CPUTIME_ID : LibC.ThreadCpuClock(hostThreadId);
-        if (LibC.ClockGettime(clock, ts) == 0)
-        {
-            long value = ts[0] * 1_000_000_000 + ts[1];
+            long value = (Kernel.Platform.Capabilities & PlatformCapabilities.CpuTimeInTaskThread) != 0 ? host - user : host;
             if (value > lastSystemTime)
             {
                 lastSystemTime = value;
@@ -92,6 +92,19 @@ internal sealed partial class KernelTask
         }
 
         return lastSystemTime;
+    }
+
+    /// <summary>The CPU clock of the task's host thread in nanoseconds, or -1 when it is not known or cannot be read.</summary>
+    private unsafe long HostThreadTimeLocked(bool ownThread)
+    {
+        if (hostThreadId == 0)
+        {
+            return -1;
+        }
+
+        long* ts = stackalloc long[2];
+        int clock = ownThread ? LibC.CLOCK_THREAD_CPUTIME_ID : LibC.ThreadCpuClock(hostThreadId);
+        return LibC.ClockGettime(clock, ts) == 0 ? (ts[0] * 1_000_000_000) + ts[1] : -1;
     }
 
     private static long Nanoseconds(TimeSpan time) => time.Ticks * 100;

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Text;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace AppKernel.Integration.Tests;
 
@@ -15,14 +13,6 @@ namespace AppKernel.Integration.Tests;
 [TestClass]
 public sealed class ReadinessTests
 {
-    private static readonly Lazy<ServiceProvider> Provider = new(() =>
-    {
-        var services = new ServiceCollection();
-        services.AddLogging(b => b.SetMinimumLevel(LogLevel.Warning));
-        services.AddAppKernel().UsePtracePlatform();
-        return services.BuildServiceProvider();
-    });
-
     public static IEnumerable<object[]> WaitModes()
     {
         foreach (var platform in Sandboxes.Platforms)
@@ -79,8 +69,8 @@ public sealed class ReadinessTests
 
     private static async Task<ISandbox> CreateSandbox(string platform)
     {
-        var factory = Provider.Value.GetRequiredService<ISandboxFactory>();
-        return await factory.CreateAsync(o =>
+        // The same services as every other integration test: ptrace and, where it runs, KVM.
+        return await Sandboxes.Factory.CreateAsync(o =>
         {
             o.Platform = platform;
             o.Environment.Clear();

@@ -24,6 +24,9 @@ internal static class Sandboxes
         return services.BuildServiceProvider();
     });
 
+    /// <summary>The sandbox factory of the suite's services (ptrace and KVM registered), for tests that drive a sandbox themselves.</summary>
+    public static ISandboxFactory Factory => Provider.Value.GetRequiredService<ISandboxFactory>();
+
     /// <summary>The platforms the integration tests run on: every one this machine supports.</summary>
     public static IEnumerable<object[]> Platforms
     {

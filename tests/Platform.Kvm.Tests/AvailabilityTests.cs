@@ -24,7 +24,10 @@ public sealed class AvailabilityTests
     {
         using var platform = new KvmPlatform();
         Assert.AreEqual("kvm", platform.Name);
-        Assert.AreEqual(PlatformCapabilities.MultipleThreads | PlatformCapabilities.PreciseFaultAccess | PlatformCapabilities.HardwareVirtualization, platform.Capabilities);
+        Assert.AreEqual(
+            PlatformCapabilities.MultipleThreads | PlatformCapabilities.PreciseFaultAccess | PlatformCapabilities.HardwareVirtualization |
+            PlatformCapabilities.CpuTimeInTaskThread,
+            platform.Capabilities);
         Assert.AreEqual(0x7f80_0000_0000UL, platform.MaxUserAddress);
     }
 }

@@ -48,6 +48,22 @@ internal static unsafe partial class LibC
     [LibraryImport(Lib, EntryPoint = "mprotect", SetLastError = true)]
     public static partial int Mprotect(nint address, nuint length, int protection);
 
+    /// <summary>The calling thread's CPU clock.</summary>
+    public const int CLOCK_THREAD_CPUTIME_ID = 3;
+
+    [LibraryImport(Lib, EntryPoint = "clock_gettime", SetLastError = true)]
+    public static partial int ClockGettime(int clock, long* timespec);
+
+    /// <summary>The CPU clock id of another thread of this process (Linux's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)).</summary>
+    public static int ThreadCpuClock(int tid) => (~tid << 3) | 4 | 2;
+
+    /// <summary>A CPU clock in nanoseconds, or -1 when it cannot be read (the thread is gone).</summary>
+    public static long ReadClock(int clock)
+    {
+        long* ts = stackalloc long[2];
+        return ClockGettime(clock, ts) == 0 ? (ts[0] * 1_000_000_000) + ts[1] : -1;
+    }
+
     [LibraryImport(Lib, EntryPoint = "gettid")]
     public static partial int GetTid();
 
