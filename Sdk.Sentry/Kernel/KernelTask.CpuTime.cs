@@ -41,8 +41,6 @@ internal sealed partial class KernelTask
     /// <summary>
     /// The <see cref="Context"/> setter: the CPU a replaced context used stays on the thread's account
     /// (execve replaces it; the thread's exit sets null and closes the account into its process's).
-    /// The first context set on the task's own host thread names the host thread whose CPU clock is
-    /// the thread's system time.
     /// </summary>
     private void ContextReplaced(IExecutionContext? next)
     {
@@ -56,10 +54,6 @@ internal sealed partial class KernelTask
             }
 
             context = next;
-            if (next is not null && hostThreadId == 0 && current == this)
-            {
-                hostThreadId = LibC.Gettid();
-            }
 
             if (next is null && previous is not null)
             {
@@ -76,6 +70,15 @@ internal sealed partial class KernelTask
         else if (previous is not null && next is null)
         {
             Group.Timers.DetachThread(this);
+        }
+    }
+
+    /// <summary>Names the calling host thread (the task's own, first thing it runs) as the one whose CPU clock is the task's system time.</summary>
+    private void RecordHostThread()
+    {
+        lock (cpuGate)
+        {
+            hostThreadId = LibC.Gettid();
         }
     }
 

@@ -29,6 +29,7 @@ internal sealed partial class KernelTask
     private void Main(Action start)
     {
         current = this;
+        RecordHostThread();
         try
         {
             start();

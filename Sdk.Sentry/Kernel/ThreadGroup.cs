@@ -208,6 +208,7 @@ internal sealed class ThreadGroup
             return;
         }
 
+        Timers.ImageReleasing(Memory);
         Memory?.RemoveUser();
         Memory = null;
         Kernel.ProcessFinished(this);

@@ -1,5 +1,6 @@
 using AppKernel.Sentry.Abi;
 using AppKernel.Sentry.Kernel;
+using AppKernel.Sentry.Kernel.Timers;
 using AppKernel.Syscalls;
 using AppKernel.Vfs;
 
@@ -13,11 +14,18 @@ internal static class WaitSyscalls
 
     private const int P_ALL = 0, P_PID = 1, P_PGID = 2, P_PIDFD = 3;
 
-    /// <summary>Which children a wait is about.</summary>
-    private readonly record struct Selector(int Kind, int Id);
+    /// <summary>Which children a wait is about: by pid, process group, every child, or (P_PIDFD) the process a pidfd names.</summary>
+    private readonly record struct Selector(int Kind, int Id, ThreadGroup? Group = null);
 
     /// <summary>What a wait found: the child, and the CLD_* code and status to report.</summary>
-    private readonly record struct Found(ThreadGroup Child, int Code, int Status, int WaitStatus);
+    private readonly record struct Found(ThreadGroup Child, int Code, int Status, int WaitStatus)
+    {
+        /// <summary>Whether the wait reaped the child.</summary>
+        public bool Reaped { get; init; }
+
+        /// <summary>The child's resource usage with its own reaped children's (Linux's RUSAGE_BOTH).</summary>
+        public LinuxRusage Usage { get; init; }
+    }
 
     [Syscall(61)]
     public static SyscallResult Wait4(ISyscallContext c)
@@ -56,13 +64,13 @@ internal static class WaitSyscalls
 
         if (a.A3 != 0)
         {
-            t.Mm.Write(a.A3, new byte[144]);
+            t.Mm.WriteValue(a.A3, f.Usage);
         }
 
         return SyscallResult.Ok(f.Child.Pid);
     }
 
-    [Syscall(247, SupportLevel.Partial, Note = "P_PIDFD gives EINVAL until pidfds exist; rusage is zeroed")]
+    [Syscall(247, SupportLevel.Partial, Note = "rusage has CPU times and ru_maxrss only, as getrusage")]
     public static SyscallResult Waitid(ISyscallContext c)
     {
         var t = c.Task();
@@ -77,6 +85,7 @@ internal static class WaitSyscalls
         }
 
         Selector selector;
+        bool nonBlockingPidfd = false;
         switch (kind)
         {
             case P_ALL:
@@ -98,11 +107,33 @@ internal static class WaitSyscalls
 
                 selector = new Selector(P_PGID, id == 0 ? t.Group.ProcessGroup : id);
                 break;
+            case P_PIDFD:
+                if (id < 0)
+                {
+                    return SyscallResult.Error(Errno.EINVAL);
+                }
+
+                if (!t.Fds.TryGet(id, out var description) || description.Operations is not PidFile pidFile)
+                {
+                    return SyscallResult.Error(Errno.EBADF);
+                }
+
+                // A thread's pidfd names no child process unless the thread leads one.
+                var named = pidFile.Thread is { } thread && thread != pidFile.Group.Leader ? null : pidFile.Group;
+                selector = new Selector(P_PIDFD, 0, named);
+                nonBlockingPidfd = (description.Flags & OpenFlags.NonBlocking) != 0;
+                break;
             default:
                 return SyscallResult.Error(Errno.EINVAL);
         }
 
-        var found = Wait(t, selector, options);
+        // A PIDFD_NONBLOCK pidfd makes the wait not block: EAGAIN when the caller did not ask for WNOHANG.
+        var found = Wait(t, selector, nonBlockingPidfd ? options | WNOHANG : options);
+        if (found is null && nonBlockingPidfd && (options & WNOHANG) == 0)
+        {
+            return SyscallResult.Error(Errno.EAGAIN);
+        }
+
         var info = new SignalInfo();
         if (found is { } f)
         {
@@ -120,14 +151,34 @@ internal static class WaitSyscalls
 
         if (a.A4 != 0)
         {
-            t.Mm.Write(a.A4, new byte[144]);
+            t.Mm.WriteValue(a.A4, found?.Usage ?? default);
         }
 
         return SyscallResult.Zero;
     }
 
-    /// <summary>The heart of wait: find a reportable child, reap it unless WNOWAIT, or block; ECHILD when there is nothing to wait for.</summary>
+    /// <summary>
+    /// Waits as <see cref="FindOrBlock"/>, then takes the child's usage; a reaped child's CPU time joins
+    /// the waiter's RUSAGE_CHILDREN (outside the pid table's lock: the clocks take their own).
+    /// </summary>
     private static Found? Wait(KernelTask t, in Selector selector, int options)
+    {
+        if (FindOrBlock(t, selector, options) is not { } found)
+        {
+            return null;
+        }
+
+        found = found with { Usage = UsageOf(found.Child) };
+        if (found.Reaped)
+        {
+            t.Group.Timers.ChildReaped(found.Child.Timers);
+        }
+
+        return found;
+    }
+
+    /// <summary>The heart of wait: find a reportable child, reap it unless WNOWAIT, or block; ECHILD when there is nothing to wait for.</summary>
+    private static Found? FindOrBlock(KernelTask t, in Selector selector, int options)
     {
         var kernel = t.Kernel;
         var group = t.Group;
@@ -155,6 +206,7 @@ internal static class WaitSyscalls
                             ThreadGroup.WaitStatus(status));
                         if ((options & WNOWAIT) == 0)
                         {
+                            found = found with { Reaped = true };
                             group.Children.Remove(child);
                             kernel.Reap(child);
                         }
@@ -198,12 +250,26 @@ internal static class WaitSyscalls
         }
     }
 
+    /// <summary>What wait reports as a child's rusage: its CPU time and its reaped children's, the larger ru_maxrss.</summary>
+    private static LinuxRusage UsageOf(ThreadGroup child)
+    {
+        var timers = child.Timers;
+        var times = timers.CpuTime + timers.ChildrenCpuTime;
+        return new LinuxRusage
+        {
+            UserTime = TimerSyscalls.ToTimeval(times.User),
+            SystemTime = TimerSyscalls.ToTimeval(times.System),
+            MaxRss = (long)(Math.Max(timers.MaxResidentBytes, timers.ChildrenMaxResidentBytes) / 1024),
+        };
+    }
+
     private static bool Eligible(ThreadGroup child, in Selector selector, int options)
     {
         bool matches = selector.Kind switch
         {
             P_PID => child.Pid == selector.Id,
             P_PGID => child.ProcessGroup == selector.Id,
+            P_PIDFD => child == selector.Group,
             _ => true,
         };
         if (!matches || child.State == ProcessState.Reaped)

@@ -33,9 +33,7 @@ internal static class Sandboxes
         get
         {
             yield return ["ptrace"];
-            // KVM runs the suite once fork works on it (the KVM platform work in progress); until
-            // then APPKERNEL_TEST_KVM=1 opts in.
-            if (Environment.GetEnvironmentVariable("APPKERNEL_TEST_KVM") == "1" && KvmUsable.Value)
+            if (KvmUsable.Value)
             {
                 yield return ["kvm"];
             }

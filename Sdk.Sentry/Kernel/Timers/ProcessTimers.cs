@@ -86,6 +86,16 @@ internal sealed partial class ProcessTimers
         }
     }
 
+    /// <summary>An image is about to go (exit, execve): its resident size counts for ru_maxrss, which outlives it.</summary>
+    public void ImageReleasing(MemoryManager? image)
+    {
+        ulong rss = image?.PopulatedBytes ?? 0;
+        lock (gate)
+        {
+            maxResidentBytes = Math.Max(maxResidentBytes, rss);
+        }
+    }
+
     /// <summary>The largest ru_maxrss among the reaped children, in bytes.</summary>
     public ulong ChildrenMaxResidentBytes
     {
@@ -179,10 +189,9 @@ internal sealed partial class ProcessTimers
     /// </summary>
     public void ExecCommitted(KernelTask task, MemoryManager? oldImage)
     {
-        ulong rss = oldImage?.PopulatedBytes ?? 0;
+        ImageReleasing(oldImage);
         lock (gate)
         {
-            maxResidentBytes = Math.Max(maxResidentBytes, rss);
             DeleteAllPosixTimersLocked();
         }
 
