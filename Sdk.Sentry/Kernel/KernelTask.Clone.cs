@@ -105,6 +105,7 @@ internal sealed partial class KernelTask
         child.SignalMask = SignalMask;
         child.Name = Name;
         child.NoNewPrivileges = NoNewPrivileges;
+        child.Scheduling = Scheduling.ForChild();
         child.AltStack = args.Has(CLONE_VM) && !args.Has(CLONE_VFORK) ? new LinuxStack { Flags = Signals.SS_DISABLE } : AltStack;
         if (args.Has(CLONE_CHILD_CLEARTID))
         {

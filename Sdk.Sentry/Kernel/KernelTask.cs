@@ -99,6 +99,9 @@ internal sealed partial class KernelTask : ISyscallContext, ITaskInfo, IEventLis
     /// <summary>prctl(PR_SET_NO_NEW_PRIVS): execve never grants privileges (it never does here; the flag is reported).</summary>
     public bool NoNewPrivileges { get; set; }
 
+    /// <summary>Scheduling policy, priority and nice value (sched_setscheduler, setpriority).</summary>
+    public SchedulingAttributes Scheduling { get; set; } = SchedulingAttributes.Default;
+
     /// <summary>Set by a syscall that must be restarted on its own terms after a signal (nanosleep's remaining time).</summary>
     public Func<KernelTask, SyscallResult>? RestartBlock { get; set; }
 

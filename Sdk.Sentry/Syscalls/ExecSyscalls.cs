@@ -74,6 +74,8 @@ internal static class ExecSyscalls
 
         try
         {
+            // Set-user-ID and set-group-ID bits are not honoured (as on a nosuid mount).
+            t.Credentials = t.Credentials.ForExec();
             ElfLoader.Commit(t, plan);
         }
         catch (ErrnoException e)

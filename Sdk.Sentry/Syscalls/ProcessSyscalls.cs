@@ -6,7 +6,7 @@ using AppKernel.Syscalls;
 
 namespace AppKernel.Sentry.Syscalls;
 
-/// <summary>Who a process is and what it may use: ids, exit, names, limits, uname, sysinfo, CPU affinity, arch_prctl, prctl, getrandom.</summary>
+/// <summary>Who a process is and what it may use: ids, exit, names, limits, uname, sysinfo, arch_prctl, prctl, getrandom.</summary>
 internal static class ProcessSyscalls
 {
     [Syscall(60)]
@@ -321,11 +321,31 @@ internal static class ProcessSyscalls
             case 30: // PR_GET_TIMERSLACK
                 return SyscallResult.Ok(50000);
             case 7: // PR_GET_KEEPCAPS
-                return SyscallResult.Zero;
+                return SyscallResult.Ok(t.Credentials.KeepCaps ? 1 : 0);
             case 8: // PR_SET_KEEPCAPS
-                return a.A1 > 1 ? SyscallResult.Error(Errno.EINVAL) : SyscallResult.Zero;
+                if (a.A1 > 1)
+                {
+                    return SyscallResult.Error(Errno.EINVAL);
+                }
+
+                t.Credentials = t.Credentials with { KeepCaps = a.A1 == 1 };
+                return SyscallResult.Zero;
             case 23: // PR_CAPBSET_READ
-                return a.A1 > 40 ? SyscallResult.Error(Errno.EINVAL) : SyscallResult.Ok(t.Credentials.IsRoot ? 1 : 0);
+                return a.A1 > Credentials.LastCapability ? SyscallResult.Error(Errno.EINVAL)
+                    : SyscallResult.Ok((t.Credentials.BoundingCaps >> (int)a.A1) & 1);
+            case 24: // PR_CAPBSET_DROP
+                if (a.A1 > Credentials.LastCapability)
+                {
+                    return SyscallResult.Error(Errno.EINVAL);
+                }
+
+                if (!t.Credentials.HasCapability(8)) // CAP_SETPCAP
+                {
+                    return SyscallResult.Error(Errno.EPERM);
+                }
+
+                t.Credentials = t.Credentials with { BoundingCaps = t.Credentials.BoundingCaps & ~(1UL << (int)a.A1) };
+                return SyscallResult.Zero;
             case 0x53564d41: // PR_SET_VMA (naming anonymous memory): accepted, names are not shown
                 return SyscallResult.Zero;
             default:
@@ -421,76 +441,6 @@ internal static class ProcessSyscalls
         if (a.A3 != 0)
         {
             t.Mm.WriteValue(a.A3, old);
-        }
-
-        return SyscallResult.Zero;
-    }
-
-    [Syscall(204)]
-    public static SyscallResult SchedGetaffinity(ISyscallContext c)
-    {
-        var t = c.Task();
-        ulong length = c.Arguments.A1;
-        int cpus = Environment.ProcessorCount;
-        int bytes = ((cpus + 63) / 64) * 8;
-        if (length < (ulong)bytes || (length & 7) != 0)
-        {
-            return SyscallResult.Error(Errno.EINVAL);
-        }
-
-        if ((int)c.Arguments.A0 != 0 && t.Kernel.Pids.FindTask((int)c.Arguments.A0) is null)
-        {
-            return SyscallResult.Error(Errno.ESRCH);
-        }
-
-        var mask = new byte[bytes];
-        for (int i = 0; i < cpus; i++)
-        {
-            mask[i / 8] |= (byte)(1 << (i % 8));
-        }
-
-        t.Mm.Write(c.Arguments.A2, mask);
-        return SyscallResult.Ok(bytes);
-    }
-
-    [Syscall(203, SupportLevel.Partial, Note = "the mask is checked but threads are placed by the platform")]
-    public static SyscallResult SchedSetaffinity(ISyscallContext c)
-    {
-        var t = c.Task();
-        ulong length = Math.Min(c.Arguments.A1, 128);
-        var mask = new byte[length];
-        t.Mm.Read(c.Arguments.A2, mask);
-        int cpus = Environment.ProcessorCount;
-        for (int i = 0; i < cpus && i / 8 < mask.Length; i++)
-        {
-            if ((mask[i / 8] & (1 << (i % 8))) != 0)
-            {
-                return SyscallResult.Zero;
-            }
-        }
-
-        return SyscallResult.Error(Errno.EINVAL);
-    }
-
-    [Syscall(24)]
-    public static SyscallResult SchedYield(ISyscallContext c)
-    {
-        Thread.Yield();
-        return SyscallResult.Zero;
-    }
-
-    [Syscall(309)]
-    public static SyscallResult Getcpu(ISyscallContext c)
-    {
-        var t = c.Task();
-        if (c.Arguments.A0 != 0)
-        {
-            t.Mm.WriteValue(c.Arguments.A0, (uint)Thread.GetCurrentProcessorId() % (uint)Environment.ProcessorCount);
-        }
-
-        if (c.Arguments.A1 != 0)
-        {
-            t.Mm.WriteValue(c.Arguments.A1, 0u);
         }
 
         return SyscallResult.Zero;

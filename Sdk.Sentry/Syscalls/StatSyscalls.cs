@@ -196,7 +196,7 @@ internal static class StatSyscalls
         // access(2) checks with the real ids unless AT_EACCESS.
         var credentials = (flags & LinuxConstants.AT_EACCESS) != 0
             ? t.Credentials
-            : t.Credentials with { FsUid = t.Credentials.RealUid, FsGid = t.Credentials.RealGid, EffectiveUid = t.Credentials.RealUid };
+            : t.Credentials.ForAccessCheck();
         var context = t.PathContextAt(dirfd, path) with { Credentials = credentials };
         Resolution resolution;
         if (path.Length == 0)

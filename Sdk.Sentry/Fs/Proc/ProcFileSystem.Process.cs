@@ -168,8 +168,10 @@ internal sealed partial class ProcFileSystem
         ulong rss = (group.Memory?.PopulatedBytes ?? 0) / 4096;
         long start = (Kernel.Kernel.Now - kernel.BootTime) / 10_000_000;
         char state = group.Exiting ? 'Z' : 'S';
+        // The kernel's view: 20 + nice for the fair classes, -1 - rt_priority for real-time ones.
+        int priority = task.Scheduling.IsRealTime ? -1 - task.Scheduling.Priority : 20 + task.Scheduling.Nice;
         return string.Create(CultureInfo.InvariantCulture,
-            $"{task.Tid} ({task.Name}) {state} {group.Parent?.Pid ?? 0} {group.ProcessGroup} {group.Session} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {group.Tasks.Length} 0 {start} {vsize} {rss} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+            $"{task.Tid} ({task.Name}) {state} {group.Parent?.Pid ?? 0} {group.ProcessGroup} {group.Session} 0 -1 4194560 0 0 0 0 0 0 0 0 {priority} {task.Scheduling.Nice} {group.Tasks.Length} 0 {start} {vsize} {rss} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 {task.Scheduling.Priority} {task.Scheduling.Policy} 0 0 0 0 0 0 0 0 0 0 0\n");
     }
 
     private static string Status(ThreadGroup group, KernelTask task)
@@ -204,8 +206,8 @@ internal sealed partial class ProcFileSystem
         b.Append(CultureInfo.InvariantCulture, $"Threads:\t{group.Tasks.Length}\nSigQ:\t0/63704\n");
         b.Append(CultureInfo.InvariantCulture, $"SigPnd:\t{task.Pending.Pending:x16}\nShdPnd:\t{group.SharedPending.Pending:x16}\n");
         b.Append(CultureInfo.InvariantCulture, $"SigBlk:\t{task.SignalMask:x16}\nSigIgn:\t{ignored:x16}\nSigCgt:\t{caught:x16}\n");
-        string caps = creds.IsRoot ? "000001ffffffffff" : "0000000000000000";
-        b.Append(CultureInfo.InvariantCulture, $"CapInh:\t0000000000000000\nCapPrm:\t{caps}\nCapEff:\t{caps}\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\n");
+        b.Append(CultureInfo.InvariantCulture, $"CapInh:\t{creds.InheritableCaps:x16}\nCapPrm:\t{creds.PermittedCaps:x16}\nCapEff:\t{creds.EffectiveCaps:x16}\n");
+        b.Append(CultureInfo.InvariantCulture, $"CapBnd:\t{creds.BoundingCaps:x16}\nCapAmb:\t0000000000000000\n");
         b.Append(CultureInfo.InvariantCulture, $"NoNewPrivs:\t{(task.NoNewPrivileges ? 1 : 0)}\nSeccomp:\t0\n");
         b.Append(CultureInfo.InvariantCulture, $"Cpus_allowed_list:\t0-{Environment.ProcessorCount - 1}\n");
         b.Append("voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n");
