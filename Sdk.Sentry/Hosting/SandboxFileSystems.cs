@@ -1,5 +1,6 @@
 using AppKernel.Gofer;
 using AppKernel.Sentry.Fs.Dev;
+using AppKernel.Sentry.Fs.Dev.Pts;
 using AppKernel.Sentry.Fs.Overlay;
 using AppKernel.Sentry.Fs.Proc;
 using AppKernel.Sentry.Fs.Tmpfs;
@@ -53,6 +54,9 @@ internal sealed class SandboxFileSystems : IDisposable
         var memory = kernel.MemoryFile;
         MountOn(vfs, "/proc", new ProcFileSystem(kernel), "proc", false, logger);
         MountOn(vfs, "/dev", DevDirectory.CreateFileSystem(memory), "devtmpfs", false, logger);
+        var pts = new DevPtsFileSystem(kernel);
+        MountOn(vfs, "/dev/pts", pts, "devpts", false, logger);
+        pts.RegisterDevices(vfs.Devices);
         MountOn(vfs, "/dev/shm", new TmpfsFileSystem(memory), "shm", false, logger);
         MountOn(vfs, "/tmp", new TmpfsFileSystem(memory), "tmpfs", false, logger);
         foreach (var (major, minor) in CharacterDevices.Known.Select(d => (d.Major, d.Minor)))

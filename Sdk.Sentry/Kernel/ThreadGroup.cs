@@ -32,6 +32,7 @@ internal sealed class ThreadGroup
         Limits = limits;
         ProcessGroup = parent?.ProcessGroup ?? pid;
         Session = parent?.Session ?? pid;
+        ControllingTerminal = parent?.ControllingTerminal;
         SharedPending = new SignalQueue(SignalWaiters);
         Timers = new ProcessTimers(this);
     }
@@ -62,6 +63,9 @@ internal sealed class ThreadGroup
     public int ProcessGroup { get; set; }
 
     public int Session { get; set; }
+
+    /// <summary>The controlling terminal (a pseudo-terminal of the sandbox), inherited by fork, dropped by setsid; guarded by the pid gate.</summary>
+    public Fs.Dev.Pts.Terminal? ControllingTerminal { get; set; }
 
     public string ExecutablePath { get; set; } = "";
 

@@ -157,6 +157,7 @@ internal static class ProcessSyscalls
 
             group.Session = group.Pid;
             group.ProcessGroup = group.Pid;
+            group.ControllingTerminal = null;
             return SyscallResult.Ok(group.Pid);
         }
     }

@@ -20,8 +20,8 @@ public static class DevDirectory
     }
 
     /// <summary>
-    /// Creates, in <paramref name="directory"/>: null, zero, full, random and urandom (0666 character
-    /// devices); symlinks fd → /proc/self/fd, stdin/stdout/stderr → /proc/self/fd/0, 1, 2; and the
+    /// Creates, in <paramref name="directory"/>: null, zero, full, random, urandom, tty and ptmx (0666
+    /// character devices); symlinks fd → /proc/self/fd, stdin/stdout/stderr → /proc/self/fd/0, 1, 2; and the
     /// empty directories pts (0755) and shm (01777), on which the VFS mounts devpts and a tmpfs.
     /// Names that already exist are left as they are.
     /// </summary>
@@ -36,6 +36,8 @@ public static class DevDirectory
             IgnoreExisting(() => directory.CreateNode(name, DeviceMode, DeviceNumbers.Make(major, minor), who));
         }
 
+        IgnoreExisting(() => directory.CreateNode("tty", DeviceMode, DeviceNumbers.Make(5, 0), who));
+        IgnoreExisting(() => directory.CreateNode("ptmx", DeviceMode, DeviceNumbers.Make(5, 2), who));
         IgnoreExisting(() => directory.CreateSymlink("fd", "/proc/self/fd", who));
         IgnoreExisting(() => directory.CreateSymlink("stdin", "/proc/self/fd/0", who));
         IgnoreExisting(() => directory.CreateSymlink("stdout", "/proc/self/fd/1", who));

@@ -168,10 +168,14 @@ internal sealed partial class ProcFileSystem
         ulong rss = (group.Memory?.PopulatedBytes ?? 0) / 4096;
         long start = (Kernel.Kernel.Now - kernel.BootTime) / 10_000_000;
         char state = group.Exiting ? 'Z' : 'S';
+        var terminal = group.ControllingTerminal;
+        int ttyIndex = terminal?.Index ?? 0;
+        int ttyNumber = terminal is null ? 0 : (ttyIndex & 0xff) | (136 << 8) | ((ttyIndex & ~0xff) << 12);
+        int foreground = terminal is { ForegroundGroup: > 0 } ? terminal.ForegroundGroup : -1;
         // The kernel's view: 20 + nice for the fair classes, -1 - rt_priority for real-time ones.
         int priority = task.Scheduling.IsRealTime ? -1 - task.Scheduling.Priority : 20 + task.Scheduling.Nice;
         return string.Create(CultureInfo.InvariantCulture,
-            $"{task.Tid} ({task.Name}) {state} {group.Parent?.Pid ?? 0} {group.ProcessGroup} {group.Session} 0 -1 4194560 0 0 0 0 0 0 0 0 {priority} {task.Scheduling.Nice} {group.Tasks.Length} 0 {start} {vsize} {rss} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 {task.Scheduling.Priority} {task.Scheduling.Policy} 0 0 0 0 0 0 0 0 0 0 0\n");
+            $"{task.Tid} ({task.Name}) {state} {group.Parent?.Pid ?? 0} {group.ProcessGroup} {group.Session} {ttyNumber} {foreground} 4194560 0 0 0 0 0 0 0 0 {priority} {task.Scheduling.Nice} {group.Tasks.Length} 0 {start} {vsize} {rss} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 {task.Scheduling.Priority} {task.Scheduling.Policy} 0 0 0 0 0 0 0 0 0 0 0\n");
     }
 
     private static string Status(ThreadGroup group, KernelTask task)
