@@ -3,6 +3,7 @@ using AppKernel.Sentry.Fs.Dev;
 using AppKernel.Sentry.Fs.Dev.Pts;
 using AppKernel.Sentry.Fs.Overlay;
 using AppKernel.Sentry.Fs.Proc;
+using AppKernel.Sentry.Fs.Sys;
 using AppKernel.Sentry.Fs.Tmpfs;
 using AppKernel.Sentry.Kernel;
 using AppKernel.Sentry.Memory;
@@ -15,7 +16,7 @@ namespace AppKernel.Sentry.Hosting;
 
 /// <summary>
 /// Builds a sandbox's mount tree: the root from the Gofer (under a tmpfs overlay by default),
-/// /proc, /dev (with /dev/shm), /tmp, then the options' extra mounts.
+/// /proc, /sys, /dev (with /dev/pts and /dev/shm), /tmp, then the options' extra mounts.
 /// </summary>
 internal sealed class SandboxFileSystems : IDisposable
 {
@@ -53,6 +54,7 @@ internal sealed class SandboxFileSystems : IDisposable
         var vfs = kernel.Vfs;
         var memory = kernel.MemoryFile;
         MountOn(vfs, "/proc", new ProcFileSystem(kernel), "proc", false, logger);
+        MountOn(vfs, "/sys", new SysFileSystem(Environment.ProcessorCount), "sysfs", true, logger);
         MountOn(vfs, "/dev", DevDirectory.CreateFileSystem(memory), "devtmpfs", false, logger);
         var pts = new DevPtsFileSystem(kernel);
         MountOn(vfs, "/dev/pts", pts, "devpts", false, logger);
