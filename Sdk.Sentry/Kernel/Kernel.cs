@@ -30,6 +30,7 @@ internal sealed class Kernel : IDisposable
         ILoggerFactory loggerFactory)
     {
         Options = options;
+        RootUts = new UtsNamespace(options.Hostname, "(none)");
         Id = id;
         Platform = platform;
         MemoryFile = memoryFile;
@@ -97,6 +98,9 @@ internal sealed class Kernel : IDisposable
     }
 
     public SandboxOptions Options { get; }
+
+    /// <summary>The sandbox's first UTS namespace: the host name from the options.</summary>
+    public UtsNamespace RootUts { get; }
 
     public string Id { get; }
 

@@ -106,6 +106,7 @@ internal sealed partial class KernelTask
         child.Name = Name;
         child.NoNewPrivileges = NoNewPrivileges;
         child.Scheduling = Scheduling.ForChild();
+        child.Uts = args.Has(CLONE_NEWUTS) ? UtsOrRoot.Copy() : Uts;
         child.AltStack = args.Has(CLONE_VM) && !args.Has(CLONE_VFORK) ? new LinuxStack { Flags = Signals.SS_DISABLE } : AltStack;
         if (args.Has(CLONE_CHILD_CLEARTID))
         {
@@ -127,6 +128,13 @@ internal sealed partial class KernelTask
         if (args.Has(CLONE_VFORK))
         {
             child.VforkDone = new ManualResetEventSlim(false);
+        }
+
+        if (args.Has(CLONE_PIDFD))
+        {
+            var pidfd = new Vfs.FileDescription(new PidFile(child.Group, null), null, AppKernel.Vfs.OpenFlags.ReadWrite, Syscalls.PidfdSyscalls.Name);
+            int fd = Fds.Install(pidfd, closeOnExec: true, Group.Limits.OpenFilesLimit);
+            Mm.WriteValue(args.PidFd, fd);
         }
 
         bool forked = childMm is not null;
@@ -164,6 +172,9 @@ internal sealed partial class KernelTask
         return child.Tid;
     }
 
+    /// <summary>This thread's UTS namespace (the sandbox's first one for tasks made before namespaces were tracked).</summary>
+    public UtsNamespace UtsOrRoot => Uts ??= Kernel.RootUts;
+
     /// <summary>After exec (or at exit) a vfork child lets its parent continue.</summary>
     public void ReleaseVforkParent() => VforkDone?.Set();
 
@@ -197,8 +208,23 @@ internal sealed partial class KernelTask
 
         if (args.Has(CLONE_PIDFD))
         {
-            // pidfds from clone arrive with the pidfd work.
-            throw ErrnoException.Of(args.Has(CLONE_THREAD) ? Errno.EINVAL : Errno.EINVAL);
+            if (args.Has(CLONE_THREAD) || args.Has(CLONE_DETACHED))
+            {
+                throw ErrnoException.Of(Errno.EINVAL);
+            }
+
+            // The pidfd is written before the child exists: a bad pointer fails the clone (EFAULT),
+            // and a full table too (EMFILE), as Linux checks both first.
+            Mm.WriteValue(args.PidFd, -1);
+            if (Fds.Count >= Group.Limits.OpenFilesLimit)
+            {
+                throw ErrnoException.Of(Errno.EMFILE);
+            }
+        }
+
+        if ((args.Flags & NamespaceFlags) == CLONE_NEWUTS && Credentials.HasCapability(21 /* CAP_SYS_ADMIN */))
+        {
+            return; // a private host name is the one namespace a sandbox offers
         }
 
         if ((args.Flags & NamespaceFlags) != 0)

@@ -99,6 +99,9 @@ internal sealed partial class KernelTask : ISyscallContext, ITaskInfo, IEventLis
     /// <summary>prctl(PR_SET_NO_NEW_PRIVS): execve never grants privileges (it never does here; the flag is reported).</summary>
     public bool NoNewPrivileges { get; set; }
 
+    /// <summary>This thread's UTS namespace (host and domain names); clone shares it unless CLONE_NEWUTS.</summary>
+    public UtsNamespace? Uts { get; set; }
+
     /// <summary>Scheduling policy, priority and nice value (sched_setscheduler, setpriority).</summary>
     public SchedulingAttributes Scheduling { get; set; } = SchedulingAttributes.Default;
 

@@ -7,6 +7,9 @@ namespace AppKernel.Sentry.Kernel;
 /// </summary>
 internal readonly record struct SchedulingAttributes(int Policy, int Priority, int Nice, bool ResetOnFork)
 {
+    /// <summary>ioprio_set's value (class &lt;&lt; 13 | level); 0 means none set (then derived from nice).</summary>
+    public int IoPriority { get; init; }
+
     public const int SCHED_OTHER = 0, SCHED_FIFO = 1, SCHED_RR = 2, SCHED_BATCH = 3, SCHED_IDLE = 5, SCHED_DEADLINE = 6;
 
     public static SchedulingAttributes Default => new(SCHED_OTHER, 0, 0, false);
@@ -15,6 +18,6 @@ internal readonly record struct SchedulingAttributes(int Policy, int Priority, i
 
     /// <summary>What a child of clone/fork gets: with reset-on-fork, real-time and negative nice fall back to the defaults.</summary>
     public SchedulingAttributes ForChild() => ResetOnFork
-        ? new SchedulingAttributes(IsRealTime ? SCHED_OTHER : Policy, IsRealTime ? 0 : Priority, Math.Max(Nice, 0), false)
+        ? new SchedulingAttributes(IsRealTime ? SCHED_OTHER : Policy, IsRealTime ? 0 : Priority, Math.Max(Nice, 0), false) { IoPriority = IoPriority }
         : this;
 }

@@ -6,7 +6,7 @@ using AppKernel.Vfs;
 
 namespace AppKernel.Sentry.Syscalls;
 
-/// <summary>Process file descriptors: pidfd_open and pidfd_send_signal.</summary>
+/// <summary>Process file descriptors: pidfd_open, pidfd_getfd and pidfd_send_signal.</summary>
 internal static class PidfdSyscalls
 {
     private const int PIDFD_NONBLOCK = (int)OpenFlags.NonBlocking, PIDFD_THREAD = (int)OpenFlags.Exclusive;
@@ -52,6 +52,50 @@ internal static class PidfdSyscalls
 
         var status = OpenFlags.ReadWrite | ((flags & PIDFD_NONBLOCK) != 0 ? OpenFlags.NonBlocking : 0);
         var description = new FileDescription(file, null, status, Name);
+        try
+        {
+            return SyscallResult.Ok(t.Fds.Install(description, closeOnExec: true, t.Group.Limits.OpenFilesLimit));
+        }
+        catch
+        {
+            description.Release();
+            throw;
+        }
+    }
+
+    [Syscall(438)]
+    public static SyscallResult PidfdGetfd(ISyscallContext c)
+    {
+        var t = c.Task();
+        int pidfd = (int)c.Arguments.A0, targetFd = (int)c.Arguments.A1;
+        if (c.Arguments.A2 != 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        if (t.Fds.Get(pidfd).Operations is not PidFile file)
+        {
+            return SyscallResult.Error(Errno.EBADF);
+        }
+
+        var group = file.Group;
+        var target = group.Leader;
+        if (group.Exiting || target is null)
+        {
+            return SyscallResult.Error(Errno.ESRCH);
+        }
+
+        // PTRACE_MODE_ATTACH_REALCREDS: the same real ids on both sides and a dumpable target, or CAP_SYS_PTRACE.
+        var mine = t.Credentials;
+        var theirs = target.Credentials;
+        bool sameUser = mine.RealUid == theirs.RealUid && mine.RealUid == theirs.EffectiveUid && mine.RealUid == theirs.SavedUid &&
+                        mine.RealGid == theirs.RealGid && mine.RealGid == theirs.EffectiveGid && mine.RealGid == theirs.SavedGid;
+        if (!mine.HasCapability(19 /* CAP_SYS_PTRACE */) && (!sameUser || !group.Dumpable))
+        {
+            return SyscallResult.Error(Errno.EPERM);
+        }
+
+        var description = target.Fds.GetReferenced(targetFd);
         try
         {
             return SyscallResult.Ok(t.Fds.Install(description, closeOnExec: true, t.Group.Limits.OpenFilesLimit));

@@ -6,7 +6,7 @@ using AppKernel.Syscalls;
 
 namespace AppKernel.Sentry.Syscalls;
 
-/// <summary>Who a process is and what it may use: ids, exit, names, limits, uname, sysinfo, arch_prctl, prctl, getrandom.</summary>
+/// <summary>Who a process is and what it may use: ids, exit, names, limits, sysinfo, arch_prctl, prctl, getrandom.</summary>
 internal static class ProcessSyscalls
 {
     [Syscall(60)]
@@ -352,23 +352,6 @@ internal static class ProcessSyscalls
             default:
                 return SyscallResult.Error(Errno.EINVAL);
         }
-    }
-
-    [Syscall(63)]
-    public static SyscallResult Uname(ISyscallContext c)
-    {
-        var t = c.Task();
-        var options = t.Kernel.Options;
-        var buffer = new byte[65 * 6];
-        void Field(int index, string value) => Encoding.UTF8.GetBytes(value.AsSpan(0, Math.Min(value.Length, 64)), buffer.AsSpan(index * 65));
-        Field(0, "Linux");
-        Field(1, options.Hostname);
-        Field(2, options.KernelRelease);
-        Field(3, "#1 SMP PREEMPT_DYNAMIC AppKernel");
-        Field(4, "x86_64");
-        Field(5, "(none)");
-        t.Mm.Write(c.Arguments.A0, buffer);
-        return SyscallResult.Zero;
     }
 
     [Syscall(99)]

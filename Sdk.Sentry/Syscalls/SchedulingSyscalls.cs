@@ -7,8 +7,8 @@ using static AppKernel.Sentry.Kernel.SchedulingAttributes;
 namespace AppKernel.Sentry.Syscalls;
 
 /// <summary>
-/// Scheduling: nice values (getpriority/setpriority), policies and priorities (sched_*), CPU
-/// affinity, yield and getcpu. Host threads do the running; the values are kept per thread with
+/// Scheduling: nice values (getpriority/setpriority), policies and priorities (sched_*), I/O
+/// priorities (ioprio_*), CPU affinity, yield and getcpu. Host threads do the running; the values are kept per thread with
 /// Linux's checks and errors.
 /// </summary>
 internal static class SchedulingSyscalls
@@ -287,6 +287,84 @@ internal static class SchedulingSyscalls
         return SyscallResult.Zero;
     }
 
+    private const int IOPRIO_WHO_PROCESS = 1, IOPRIO_WHO_PGRP = 2, IOPRIO_WHO_USER = 3;
+    private const int IOPRIO_CLASS_NONE = 0, IOPRIO_CLASS_RT = 1, IOPRIO_CLASS_BE = 2, IOPRIO_CLASS_IDLE = 3, IoprioClassShift = 13;
+
+    [Syscall(252, SupportLevel.Partial, Note = "the value is kept and reported; I/O is not scheduled by it")]
+    public static SyscallResult IoprioGet(ISyscallContext c)
+    {
+        var t = c.Task();
+        int which = (int)c.Arguments.A0, who = (int)c.Arguments.A1;
+        if (which is < IOPRIO_WHO_PROCESS or > IOPRIO_WHO_USER)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        // Several matches answer the most favoured: real-time first, then the lower level.
+        int? best = null;
+        foreach (var task in Matching(t, which - 1, who))
+        {
+            int value = task.Scheduling.IoPriority;
+            if (best is not { } b || Rank(value) < Rank(b))
+            {
+                best = value;
+            }
+        }
+
+        return best is { } found ? SyscallResult.Ok(found) : SyscallResult.Error(Errno.ESRCH);
+
+        static int Rank(int ioprio)
+        {
+            int cls = ioprio >> IoprioClassShift;
+            return (cls == IOPRIO_CLASS_NONE ? IOPRIO_CLASS_BE : cls) * 8 + (ioprio & 7);
+        }
+    }
+
+    [Syscall(251, SupportLevel.Partial, Note = "as ioprio_get")]
+    public static SyscallResult IoprioSet(ISyscallContext c)
+    {
+        var t = c.Task();
+        int which = (int)c.Arguments.A0, who = (int)c.Arguments.A1, ioprio = (int)c.Arguments.A2;
+        if (which is < IOPRIO_WHO_PROCESS or > IOPRIO_WHO_USER)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        // The level is the low three bits; bits 3-12 carry hints that Linux accepts as they are.
+        int cls = (ioprio >> IoprioClassShift) & 7, level = ioprio & 7;
+        switch (cls)
+        {
+            case IOPRIO_CLASS_RT:
+                if (!t.Credentials.HasCapability(21 /* CAP_SYS_ADMIN */) && !t.Credentials.HasCapability(CAP_SYS_NICE))
+                {
+                    return SyscallResult.Error(Errno.EPERM);
+                }
+
+                break;
+            case IOPRIO_CLASS_BE:
+            case IOPRIO_CLASS_IDLE:
+            case IOPRIO_CLASS_NONE when level == 0:
+                break;
+            default:
+                return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        var error = Errno.ESRCH;
+        foreach (var task in Matching(t, which - 1, who))
+        {
+            if (!MayChange(t, task))
+            {
+                error = Errno.EPERM;
+                continue;
+            }
+
+            task.Scheduling = task.Scheduling with { IoPriority = ioprio };
+            error = error == Errno.ESRCH ? Errno.None : error;
+        }
+
+        return error == Errno.None ? SyscallResult.Zero : SyscallResult.Error(error);
+    }
+
     /// <summary>The checks sched_setscheduler and sched_setattr share, then the change.</summary>
     private static SyscallResult Apply(KernelTask t, int pid, SchedulingRequest request)
     {
@@ -318,7 +396,7 @@ internal static class SchedulingSyscalls
             }
         }
 
-        target.Scheduling = new SchedulingAttributes(request.Policy, request.Priority, request.Nice ?? current.Nice, request.ResetOnFork);
+        target.Scheduling = new SchedulingAttributes(request.Policy, request.Priority, request.Nice ?? current.Nice, request.ResetOnFork) { IoPriority = current.IoPriority };
         return SyscallResult.Zero;
     }
 

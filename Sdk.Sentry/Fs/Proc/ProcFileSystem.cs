@@ -77,7 +77,8 @@ internal sealed partial class ProcFileSystem : IFileSystem
             new(this, Ino(path), () => files.Select(f => (f.Name, (Func<IInode>)(() => new ProcFile(this, Ino(path + "/" + f.Name), ProcFile.Text(f.Text))))));
 
         var kernelDir = Dir("sys/kernel",
-            ("hostname", () => options.Hostname + "\n"),
+            ("hostname", () => (KernelTask.Current?.UtsOrRoot ?? kernel.RootUts).Hostname + "\n"),
+            ("domainname", () => (KernelTask.Current?.UtsOrRoot ?? kernel.RootUts).DomainName + "\n"),
             ("osrelease", () => options.KernelRelease + "\n"),
             ("ostype", () => "Linux\n"),
             ("version", () => "#1 SMP PREEMPT_DYNAMIC AppKernel\n"),

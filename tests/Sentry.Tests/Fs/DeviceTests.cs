@@ -107,6 +107,15 @@ public sealed class DeviceTests
             Assert.AreSame(node, ops.Inode);
         }
 
+        // The terminal devices (5:0 and 5:2) are served by devpts, not by the memory devices.
+        foreach (var (name, minor) in new[] { ("tty", 0u), ("ptmx", 2u) })
+        {
+            var attributes = dev.Lookup(name)!.GetAttributes();
+            Assert.AreEqual(FileMode.CharDevice | (FileMode)0x1B6, attributes.Mode, name);
+            Assert.AreEqual(5u, DeviceNumbers.Major(attributes.Rdev));
+            Assert.AreEqual(minor, DeviceNumbers.Minor(attributes.Rdev));
+        }
+
         Assert.AreEqual("/proc/self/fd", dev.Lookup("fd")!.ReadLink());
         Assert.AreEqual("/proc/self/fd/0", dev.Lookup("stdin")!.ReadLink());
         Assert.AreEqual("/proc/self/fd/1", dev.Lookup("stdout")!.ReadLink());
@@ -117,7 +126,7 @@ public sealed class DeviceTests
 
         // Populating again leaves what exists.
         DevDirectory.Populate(dev);
-        Assert.AreEqual(11, Names(dev).Count);
+        Assert.AreEqual(13, Names(dev).Count);
     }
 
     [TestMethod]
