@@ -66,6 +66,20 @@ internal sealed unsafe class KvmMachine : IDisposable
                 idt[2 * vector] = (handler & 0xFFFF) | (0x10UL << 16) | (1UL << 32) | ((0x8EUL | (dpl << 5)) << 40) | (((handler >> 16) & 0xFFFF) << 48);
                 idt[(2 * vector) + 1] = handler >> 32;
             }
+
+            // The syscall page: the one user-accessible page of the supervisor half (the upper levels let
+            // user mode through only on the way to it), read and execute, never writable.
+            Trampoline.SyscallPage().CopyTo(new Span<byte>(Host(SyscallPageOffset), PageSize));
+            pdpt[1] = PhysicalOf(SyscallPdOffset) | Present | User;
+            ((ulong*)Host(SyscallPdOffset))[0] = PhysicalOf(SyscallPtOffset) | Present | User;
+            ((ulong*)Host(SyscallPtOffset))[0] = PhysicalOf(SyscallPageOffset) | Present | User;
+
+            // Which way syscalls reach the Sentry: probed once per platform, on this machine's first vCPU.
+            UserModeSyscalls = platform.UserModeSyscalls ?? true;
+            if (platform.UserModeSyscalls is null)
+            {
+                platform.UserModeSyscalls = ProbeUserModeSyscalls();
+            }
         }
         catch
         {
@@ -82,8 +96,15 @@ internal sealed unsafe class KvmMachine : IDisposable
 
     public Trampoline.Image Image { get; } = null!;
 
+    /// <summary>
+    /// Whether the vCPUs of this machine take syscalls on the fast path: MSR_LSTAR points at the syscall
+    /// page's <c>out</c>, which the hypervisor runs in user mode (see <see cref="ProbeUserModeSyscalls"/>).
+    /// </summary>
+    public bool UserModeSyscalls { get; private set; }
+
     /// <summary>The PML4 entry every root has for the supervisor half.</summary>
-    public static ulong SupervisorPml4Entry => PhysicalOf(KernelPdptOffset) | Present | Writable;
+    /// <remarks>User-accessible at this level only so that the syscall page can be: every other leaf of the half is supervisor-only.</remarks>
+    public static ulong SupervisorPml4Entry => PhysicalOf(KernelPdptOffset) | Present | Writable | User;
 
     /// <summary>The host address of a platform-region offset.</summary>
     public byte* Host(ulong offset) => (byte*)region + offset;
@@ -249,6 +270,42 @@ internal sealed unsafe class KvmMachine : IDisposable
                 done += batch;
             }
         }
+    }
+
+    /// <summary>
+    /// Runs one <c>syscall</c> in user mode on a new vCPU set up for the fast path and looks at where it
+    /// stops. A hypervisor that emulates <c>syscall</c> without leaving user mode (kvm-pvm in native
+    /// mode) stops at the syscall page's <c>out</c> with CS still the user's: then syscalls take the fast
+    /// path. A CPU that enters ring 0 (hardware VMX/SVM) stops there in ring 0, and anything else is not
+    /// understood: then the vCPU is switched to the supervisor stop (MSR_LSTAR at a ring-0 <c>hlt</c>).
+    /// The vCPU goes to the idle pool either way, unless it broke. Setting
+    /// <c>APPKERNEL_KVM_FAST_SYSCALLS=0</c> skips the probe and keeps the supervisor stop.
+    /// </summary>
+    private bool ProbeUserModeSyscalls()
+    {
+        if (Environment.GetEnvironmentVariable("APPKERNEL_KVM_FAST_SYSCALLS") == "0")
+        {
+            UserModeSyscalls = false;
+            return false;
+        }
+
+        var vcpu = new KvmVcpu(this, nextVcpuId++);
+        allVcpus.Add(vcpu);
+        bool? fast = vcpu.ProbeUserModeSyscall();
+        UserModeSyscalls = fast == true;
+        if (fast is null)
+        {
+            return false;
+        }
+
+        if (fast == false)
+        {
+            vcpu.SetSyscallMode(false);
+        }
+
+        vcpu.LoadRoot(PhysicalOf(KernelRootOffset));
+        idleVcpus.Push(vcpu);
+        return fast.Value;
     }
 
     public void Dispose()
