@@ -17,6 +17,8 @@ internal sealed unsafe class KvmMachine : IDisposable
     private readonly HashSet<ulong> registeredSlots = [];
     private readonly Stack<ulong> freePages = new();
     private readonly Stack<KvmVcpu> idleVcpus = new();
+    private List<ulong> quarantine = [];
+    private TouchList quarantineTouches = new();
     private readonly List<KvmVcpu> allVcpus = [];
     private readonly nint region;
     private ulong nextFree = FirstFreeOffset;
@@ -24,6 +26,9 @@ internal sealed unsafe class KvmMachine : IDisposable
     private KvmVcpu? service;
     private int references;
     private bool disposed;
+
+    /// <summary>How many page-table pages of disposed address spaces wait before their entries are rewritten (16 MiB).</summary>
+    public const int QuarantineLimit = 4096;
 
     public KvmMachine(KvmPlatform platform, IMemoryFile memoryFile)
     {
@@ -159,6 +164,49 @@ internal sealed unsafe class KvmMachine : IDisposable
         lock (gate)
         {
             freePages.Push(offset);
+        }
+    }
+
+    /// <summary>
+    /// Takes the page-table pages of a disposed address space, whose entries the Sentry has cleared, with
+    /// the entries that were present. Before such a page can become another table, the guest must rewrite
+    /// those entries (a shadowing hypervisor keeps its shadow of the page, keyed by the page, until the
+    /// guest writes it), and on kvm-pvm each such guest write costs about half a millisecond. So the pages
+    /// wait in quarantine and the rewriting is done for many spaces at once, when the quarantine reaches
+    /// <see cref="QuarantineLimit"/> pages: a short-lived sandbox never pays it, a long-lived one pays
+    /// the same per entry as before, later.
+    /// </summary>
+    public void Retire(List<ulong> tables, TouchList present)
+    {
+        TouchList? due = null;
+        List<ulong>? pages = null;
+        lock (gate)
+        {
+            quarantine.AddRange(tables);
+            for (int i = 0; i < present.Count; i++)
+            {
+                quarantineTouches.AddRun(present[i]);
+            }
+
+            if (quarantine.Count >= QuarantineLimit)
+            {
+                due = quarantineTouches;
+                pages = quarantine;
+                quarantineTouches = new TouchList();
+                quarantine = [];
+            }
+        }
+
+        if (due is not null)
+        {
+            Touch(due);
+            lock (gate)
+            {
+                foreach (ulong page in pages!)
+                {
+                    freePages.Push(page);
+                }
+            }
         }
     }
 
@@ -369,6 +417,9 @@ internal sealed class TouchList
 
         runs.Add((address, 1));
     }
+
+    /// <summary>Adds a run as it is (from another list).</summary>
+    public void AddRun((ulong Address, ulong Count) run) => runs.Add(run);
 
     public void Clear() => runs.Clear();
 }
