@@ -21,6 +21,7 @@ declare -A runners=([native]="" [appkernel]="$appkernel do --")
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
   runners[appkernel-kvm]="$appkernel do --platform kvm --"
   gcc -O2 -o "$out/kvm-exit-floor" bench/kvm/exit-floor.c
+  gcc -O2 -o "$out/kvm-syscall-paths" bench/kvm/syscall-paths.c
 fi
 command -v runsc >/dev/null && runners[runsc]="runsc --platform=ptrace --network=none do"
 command -v proot >/dev/null && runners[proot]="proot -r /"
@@ -82,4 +83,10 @@ row "futex ping-pong (us)" value "$here/$out/futexpingpong" 2000
 row "sh loop of 200 /bin/true (ms)" wall /bin/sh -c 'for i in $(seq 200); do /bin/true; done' 
 if [ -x "$out/kvm-exit-floor" ]; then
   printf "%-28s%18s\n" "bare KVM exit (ns)" "$(for _ in $(seq "$runs"); do "$out/kvm-exit-floor" 20000; done | median)"
+fi
+if [ -x "$out/kvm-syscall-paths" ]; then
+  # bench/kvm/syscall-paths.c: the cheapest exit from ring 3, and a guest syscall by each of the two paths
+  for m in "out:ring-3 out exit" "fault:syscall, ring-0 stop" "user:syscall, user-mode stop"; do
+    printf "%-28s%18s\n" "KVM ${m#*:} (ns)" "$(for _ in $(seq "$runs"); do "$out/kvm-syscall-paths" "${m%%:*}" 5000; done | median)"
+  done
 fi

@@ -42,8 +42,27 @@ internal static class GuestLayout
     /// <summary>The interrupt descriptor table every vCPU shares (its handlers find their vCPU from the stack).</summary>
     public const ulong IdtOffset = LargePageSize + (3 * PageSize);
 
+    /// <summary>The page directory of the supervisor half's second GiB, where the syscall page is mapped.</summary>
+    public const ulong SyscallPdOffset = LargePageSize + (4 * PageSize);
+
+    /// <summary>The page table that maps the syscall page.</summary>
+    public const ulong SyscallPtOffset = LargePageSize + (5 * PageSize);
+
+    /// <summary>
+    /// The syscall page: the only user-accessible page of the supervisor half (user, read and execute),
+    /// at <see cref="SyscallPageAddress"/>. It holds <c>out SyscallPort, al</c> at MSR_LSTAR and the
+    /// probe's <c>syscall</c>, nothing else (see <see cref="Trampoline.SyscallPage"/>).
+    /// </summary>
+    public const ulong SyscallPageOffset = LargePageSize + (6 * PageSize);
+
+    /// <summary>The guest-virtual address of the syscall page: the first page of the supervisor half's second GiB.</summary>
+    public const ulong SyscallPageAddress = SupervisorBase + (1UL << 30);
+
+    /// <summary>The I/O port the syscall page's <c>out</c> uses; the only port the TSS lets ring 3 use (fast syscalls only).</summary>
+    public const ushort SyscallPort = 0x80;
+
     /// <summary>The first page the region's allocator hands out.</summary>
-    public const ulong FirstFreeOffset = LargePageSize + (4 * PageSize);
+    public const ulong FirstFreeOffset = LargePageSize + (7 * PageSize);
 
     public static ulong VirtualOf(ulong platformOffset) => SupervisorBase + platformOffset;
 
@@ -78,8 +97,11 @@ internal static class VcpuPage
     public const int Gdt = 0x800;
     public const int GdtLimit = (10 * 8) - 1;
 
-    /// <summary>This vCPU's TSS (RSP0 and IST1 are the stack top).</summary>
+    /// <summary>This vCPU's TSS (RSP0 and IST1 are the stack top), followed by its I/O permission bitmap.</summary>
     public const int Tss = 0x900;
+
+    /// <summary>The TSS limit: the 104-byte TSS, a bitmap for ports 0-255 and the terminating byte.</summary>
+    public const int TssLimit = 104 + 32;
 
     /// <summary>The stack occupies the page after this one; its top is this far from the page start.</summary>
     public const int StackTop = 2 * GuestLayout.PageSize;

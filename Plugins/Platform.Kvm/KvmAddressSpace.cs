@@ -23,7 +23,7 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
     private readonly object gate = new();
     private readonly KvmPlatform platform;
     private readonly List<KvmExecutionContext> contexts = [];
-    private readonly List<ulong> tables = [];
+    private readonly HashSet<ulong> tables = [];
     private readonly TouchList touches = new();
     private long generation;
     private int disposed;
@@ -86,16 +86,135 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(IsDisposed, this);
-            Walk(address, length, (entry) =>
-            {
-                ulong old = *entry;
-                *entry = 0;
-                if ((old & Present) != 0)
-                {
-                    touches.Add(EntryAddress(entry));
-                }
-            });
+            var retired = new List<ulong>();
+            var retiredEntries = new TouchList();
+            UnmapRange(RootOffset, 4, 0, address, address + length, retired, retiredEntries);
             Publish();
+            if (retired.Count > 0)
+            {
+                foreach (ulong page in retired)
+                {
+                    tables.Remove(page);
+                }
+
+                Machine.Retire(retired, retiredEntries);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Clears [start, end) below one table. A table entry whose whole span is in the range is cleared
+    /// itself (one guest rewrite) and the tables below it go to the machine's quarantine with their
+    /// present entries (rewritten only before the pages are reused), so that exec's unmapping of the
+    /// whole user half, or a large munmap, costs a few rewrites rather than one per page.
+    /// </summary>
+    private void UnmapRange(ulong tableOffset, int level, ulong tableBase, ulong start, ulong end, List<ulong> retired, TouchList retiredEntries)
+    {
+        int shift = 12 + (9 * (level - 1));
+        ulong span = 1UL << shift;
+        var table = (ulong*)Machine.Host(tableOffset);
+        int first = (int)((start - tableBase) >> shift);
+        int last = (int)((end - 1 - tableBase) >> shift);
+        for (int i = first; i <= last; i++)
+        {
+            ulong entry = table[i];
+            if (entry == 0)
+            {
+                continue;
+            }
+
+            if (level == 1)
+            {
+                table[i] = 0;
+                if ((entry & Present) != 0)
+                {
+                    touches.Add(EntryAddress(&table[i]));
+                }
+
+                continue;
+            }
+
+            if ((entry & Present) == 0)
+            {
+                continue;
+            }
+
+            ulong child = (entry & AddressMask) - PlatformGpa;
+            ulong entryStart = tableBase + ((ulong)i << shift);
+            ulong entryEnd = entryStart + span;
+            if (start <= entryStart && entryEnd <= end)
+            {
+                table[i] = 0;
+                touches.Add(EntryAddress(&table[i]));
+                Detach(child, level - 1, retired, retiredEntries);
+            }
+            else if (level == 2 && CountPresent(child, Math.Max(start, entryStart), Math.Min(end, entryEnd)) > ReplaceThreshold)
+            {
+                // Many entries of one leaf table go: a copy without them replaces the table (one rewrite,
+                // of the directory entry), and the old table goes to quarantine like a detached one.
+                ulong copy = Machine.AllocatePages(1);
+                tables.Add(copy);
+                var source = (ulong*)Machine.Host(child);
+                var target = (ulong*)Machine.Host(copy);
+                int from = (int)((Math.Max(start, entryStart) - entryStart) >> 12);
+                int to = (int)((Math.Min(end, entryEnd) - 1 - entryStart) >> 12);
+                for (int j = 0; j < 512; j++)
+                {
+                    target[j] = j >= from && j <= to ? 0 : source[j];
+                }
+
+                table[i] = PhysicalOf(copy) | (entry & ~AddressMask);
+                touches.Add(EntryAddress(&table[i]));
+                Detach(child, 1, retired, retiredEntries);
+            }
+            else
+            {
+                UnmapRange(child, level - 1, entryStart, Math.Max(start, entryStart), Math.Min(end, entryEnd), retired, retiredEntries);
+            }
+        }
+    }
+
+    /// <summary>Above this many present entries to clear in one leaf table, Unmap replaces the table instead.</summary>
+    private const int ReplaceThreshold = 4;
+
+    private int CountPresent(ulong leafTableOffset, ulong start, ulong end)
+    {
+        var table = (ulong*)Machine.Host(leafTableOffset);
+        int count = 0;
+        for (ulong at = start; at < end; at += PageSize)
+        {
+            if ((table[(at >> 12) & 511] & Present) != 0)
+            {
+                count++;
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>Clears a subtree cut off from its parent: its table pages and the entries that were present are collected.</summary>
+    private void Detach(ulong tableOffset, int level, List<ulong> pages, TouchList present)
+    {
+        pages.Add(tableOffset);
+        var table = (ulong*)Machine.Host(tableOffset);
+        for (int i = 0; i < 512; i++)
+        {
+            ulong entry = table[i];
+            if (entry == 0)
+            {
+                continue;
+            }
+
+            if (level > 1 && (entry & Present) != 0)
+            {
+                Detach((entry & AddressMask) - PlatformGpa, level - 1, pages, present);
+            }
+
+            table[i] = 0;
+            if ((entry & Present) != 0)
+            {
+                present.Add(EntryAddress(&table[i]));
+            }
         }
     }
 
@@ -144,13 +263,8 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
         {
             lock (gate)
             {
-                // Clear every present entry, bottom up, and have the guest rewrite each one.
+                // Clear every present entry, bottom up (the guest rewrites them before the pages are reused).
                 Clear(RootOffset, 4);
-                if (touches.Count > 0)
-                {
-                    Machine.Touch(touches);
-                    touches.Clear();
-                }
 
                 // A context still attached may have this root in its vCPU's CR3: its pages must then never
                 // become another space's tables (the vCPU would walk them as its root), so they are kept.
@@ -160,14 +274,17 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
                     attached = contexts.Count > 0;
                 }
 
-                if (!attached)
+                if (attached)
                 {
-                    foreach (var table in tables)
-                    {
-                        Machine.FreePage(table);
-                    }
+                    // Its pages stay its own, but that vCPU must find the tree empty (a fault if it runs).
+                    Machine.Touch(touches);
+                }
+                else
+                {
+                    Machine.Retire([.. tables], touches);
                 }
 
+                touches.Clear();
                 tables.Clear();
             }
         }

@@ -296,7 +296,14 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
             switch (run->ExitReason)
             {
                 case KvmAbi.ExitHlt:
+                    vcpu.InUserMode = false;
                     break;
+                case KvmAbi.ExitIo:
+                    // Only ring 3 does I/O (the trampoline never does), and only to the syscall port.
+                    run->RequestInterruptWindow = 0;
+                    vcpu.InUserMode = true;
+                    vcpu.IoPending = true;
+                    return UserModeStop(run, state);
                 case KvmAbi.ExitIrqWindowOpen:
                     run->RequestInterruptWindow = 0;
                     if (!kickQueued)
@@ -358,6 +365,31 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
         }
     }
 
+    /// <summary>
+    /// An I/O exit: the fast-path syscall (the syscall page's <c>out</c>, reached by the hypervisor's
+    /// emulation of <c>syscall</c> in user mode), or the program's own <c>in</c>/<c>out</c> on the one port
+    /// the TSS lets it use, which Linux answers with SIGSEGV (#GP) as for any port.
+    /// </summary>
+    private SwitchResult UserModeStop(KvmRun* run, CpuState state)
+    {
+        ref var r = ref state.Registers;
+        ref var g = ref run->Regs;
+        ulong io = run->Exit0; // direction (byte 0, 1 = out), size (byte 1), port (bytes 2-3), count (bytes 4-7)
+        bool syscall = (io & 0xFF) == 1 && ((io >> 16) & 0xFFFF) == GuestLayout.SyscallPort &&
+            g.Rip == GuestLayout.SyscallPageAddress + 2 && space.Machine.UserModeSyscalls;
+        if (syscall)
+        {
+            Capture(ref r, rip: g.Rcx, rflags: g.R11, rsp: g.Rsp);
+            r.OrigRax = r.Rax;
+            return SwitchResult.SyscallStop;
+        }
+
+        vcpu.CompletePendingIo();
+        Capture(ref r, rip: g.Rip, rflags: g.Rflags, rsp: g.Rsp);
+        r.OrigRax = ulong.MaxValue;
+        return new SwitchResult(SwitchReason.Fault, SIGSEGV, SI_KERNEL, 0);
+    }
+
     /// <summary>Notes the runner thread's CPU clock as KVM_RUN begins (see <see cref="CpuTime"/>).</summary>
     private void BeginRun()
     {
@@ -390,11 +422,27 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
         return rip == vcpu.Code(image.Return) || rip == vcpu.Code(image.FlushAndReturn);
     }
 
-    /// <summary>Writes the program's registers: general ones through sync regs, RIP/RFLAGS/RSP as an iret frame.</summary>
+    /// <summary>
+    /// Writes the program's registers. A vCPU that stopped in user mode (fast-path syscall) resumes there
+    /// directly: every register, RIP/RSP/RFLAGS included, through sync regs, unless it must load CR3 first
+    /// (a new address space or a TLB flush), which takes ring 0. Otherwise the general registers go through
+    /// sync regs and RIP/RFLAGS/RSP as an iret frame for the trampoline's return.
+    /// </summary>
     private void Load(in Registers r)
     {
         var run = vcpu.Run;
         ref var g = ref run->Regs;
+        if (vcpu.InUserMode)
+        {
+            if (space.Generation == flushedGeneration && vcpu.Word(VcpuPage.LoadCr3) == 0)
+            {
+                LoadUser(in r);
+                return;
+            }
+
+            vcpu.EnterSupervisor();
+        }
+
         g.Rax = r.Rax;
         g.Rbx = r.Rbx;
         g.Rcx = r.Rcx;
@@ -420,6 +468,32 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
         g.Rsp = frame;
         g.Rflags = 2;
         g.Rip = vcpu.Code(space.Machine.Image.Return);
+        run->DirtyRegs = KvmAbi.SyncRegsGeneral;
+    }
+
+    /// <summary>Writes every register of the program through sync regs, for a vCPU in user mode.</summary>
+    private void LoadUser(in Registers r)
+    {
+        var run = vcpu.Run;
+        ref var g = ref run->Regs;
+        g.Rax = r.Rax;
+        g.Rbx = r.Rbx;
+        g.Rcx = r.Rcx;
+        g.Rdx = r.Rdx;
+        g.Rsi = r.Rsi;
+        g.Rdi = r.Rdi;
+        g.Rbp = r.Rbp;
+        g.R8 = r.R8;
+        g.R9 = r.R9;
+        g.R10 = r.R10;
+        g.R11 = r.R11;
+        g.R12 = r.R12;
+        g.R13 = r.R13;
+        g.R14 = r.R14;
+        g.R15 = r.R15;
+        g.Rip = r.Rip;
+        g.Rsp = r.Rsp;
+        g.Rflags = (r.Eflags & UserFlags) | 0x202;
         run->DirtyRegs = KvmAbi.SyncRegsGeneral;
     }
 

@@ -17,6 +17,8 @@ internal sealed unsafe class KvmMachine : IDisposable
     private readonly HashSet<ulong> registeredSlots = [];
     private readonly Stack<ulong> freePages = new();
     private readonly Stack<KvmVcpu> idleVcpus = new();
+    private List<ulong> quarantine = [];
+    private TouchList quarantineTouches = new();
     private readonly List<KvmVcpu> allVcpus = [];
     private readonly nint region;
     private ulong nextFree = FirstFreeOffset;
@@ -24,6 +26,9 @@ internal sealed unsafe class KvmMachine : IDisposable
     private KvmVcpu? service;
     private int references;
     private bool disposed;
+
+    /// <summary>How many page-table pages of disposed address spaces wait before their entries are rewritten (16 MiB).</summary>
+    public const int QuarantineLimit = 4096;
 
     public KvmMachine(KvmPlatform platform, IMemoryFile memoryFile)
     {
@@ -66,6 +71,20 @@ internal sealed unsafe class KvmMachine : IDisposable
                 idt[2 * vector] = (handler & 0xFFFF) | (0x10UL << 16) | (1UL << 32) | ((0x8EUL | (dpl << 5)) << 40) | (((handler >> 16) & 0xFFFF) << 48);
                 idt[(2 * vector) + 1] = handler >> 32;
             }
+
+            // The syscall page: the one user-accessible page of the supervisor half (the upper levels let
+            // user mode through only on the way to it), read and execute, never writable.
+            Trampoline.SyscallPage().CopyTo(new Span<byte>(Host(SyscallPageOffset), PageSize));
+            pdpt[1] = PhysicalOf(SyscallPdOffset) | Present | User;
+            ((ulong*)Host(SyscallPdOffset))[0] = PhysicalOf(SyscallPtOffset) | Present | User;
+            ((ulong*)Host(SyscallPtOffset))[0] = PhysicalOf(SyscallPageOffset) | Present | User;
+
+            // Which way syscalls reach the Sentry: probed once per platform, on this machine's first vCPU.
+            UserModeSyscalls = platform.UserModeSyscalls ?? true;
+            if (platform.UserModeSyscalls is null)
+            {
+                platform.UserModeSyscalls = ProbeUserModeSyscalls();
+            }
         }
         catch
         {
@@ -82,8 +101,15 @@ internal sealed unsafe class KvmMachine : IDisposable
 
     public Trampoline.Image Image { get; } = null!;
 
+    /// <summary>
+    /// Whether the vCPUs of this machine take syscalls on the fast path: MSR_LSTAR points at the syscall
+    /// page's <c>out</c>, which the hypervisor runs in user mode (see <see cref="ProbeUserModeSyscalls"/>).
+    /// </summary>
+    public bool UserModeSyscalls { get; private set; }
+
     /// <summary>The PML4 entry every root has for the supervisor half.</summary>
-    public static ulong SupervisorPml4Entry => PhysicalOf(KernelPdptOffset) | Present | Writable;
+    /// <remarks>User-accessible at this level only so that the syscall page can be: every other leaf of the half is supervisor-only.</remarks>
+    public static ulong SupervisorPml4Entry => PhysicalOf(KernelPdptOffset) | Present | Writable | User;
 
     /// <summary>The host address of a platform-region offset.</summary>
     public byte* Host(ulong offset) => (byte*)region + offset;
@@ -138,6 +164,49 @@ internal sealed unsafe class KvmMachine : IDisposable
         lock (gate)
         {
             freePages.Push(offset);
+        }
+    }
+
+    /// <summary>
+    /// Takes the page-table pages of a disposed address space, whose entries the Sentry has cleared, with
+    /// the entries that were present. Before such a page can become another table, the guest must rewrite
+    /// those entries (a shadowing hypervisor keeps its shadow of the page, keyed by the page, until the
+    /// guest writes it), and on kvm-pvm each such guest write costs about half a millisecond. So the pages
+    /// wait in quarantine and the rewriting is done for many spaces at once, when the quarantine reaches
+    /// <see cref="QuarantineLimit"/> pages: a short-lived sandbox never pays it, a long-lived one pays
+    /// the same per entry as before, later.
+    /// </summary>
+    public void Retire(List<ulong> tables, TouchList present)
+    {
+        TouchList? due = null;
+        List<ulong>? pages = null;
+        lock (gate)
+        {
+            quarantine.AddRange(tables);
+            for (int i = 0; i < present.Count; i++)
+            {
+                quarantineTouches.AddRun(present[i]);
+            }
+
+            if (quarantine.Count >= QuarantineLimit)
+            {
+                due = quarantineTouches;
+                pages = quarantine;
+                quarantineTouches = new TouchList();
+                quarantine = [];
+            }
+        }
+
+        if (due is not null)
+        {
+            Touch(due);
+            lock (gate)
+            {
+                foreach (ulong page in pages!)
+                {
+                    freePages.Push(page);
+                }
+            }
         }
     }
 
@@ -251,6 +320,42 @@ internal sealed unsafe class KvmMachine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs one <c>syscall</c> in user mode on a new vCPU set up for the fast path and looks at where it
+    /// stops. A hypervisor that emulates <c>syscall</c> without leaving user mode (kvm-pvm in native
+    /// mode) stops at the syscall page's <c>out</c> with CS still the user's: then syscalls take the fast
+    /// path. A CPU that enters ring 0 (hardware VMX/SVM) stops there in ring 0, and anything else is not
+    /// understood: then the vCPU is switched to the supervisor stop (MSR_LSTAR at a ring-0 <c>hlt</c>).
+    /// The vCPU goes to the idle pool either way, unless it broke. Setting
+    /// <c>APPKERNEL_KVM_FAST_SYSCALLS=0</c> skips the probe and keeps the supervisor stop.
+    /// </summary>
+    private bool ProbeUserModeSyscalls()
+    {
+        if (Environment.GetEnvironmentVariable("APPKERNEL_KVM_FAST_SYSCALLS") == "0")
+        {
+            UserModeSyscalls = false;
+            return false;
+        }
+
+        var vcpu = new KvmVcpu(this, nextVcpuId++);
+        allVcpus.Add(vcpu);
+        bool? fast = vcpu.ProbeUserModeSyscall();
+        UserModeSyscalls = fast == true;
+        if (fast is null)
+        {
+            return false;
+        }
+
+        if (fast == false)
+        {
+            vcpu.SetSyscallMode(false);
+        }
+
+        vcpu.LoadRoot(PhysicalOf(KernelRootOffset));
+        idleVcpus.Push(vcpu);
+        return fast.Value;
+    }
+
     public void Dispose()
     {
         KvmVcpu[] vcpus;
@@ -312,6 +417,9 @@ internal sealed class TouchList
 
         runs.Add((address, 1));
     }
+
+    /// <summary>Adds a run as it is (from another list).</summary>
+    public void AddRun((ulong Address, ulong Count) run) => runs.Add(run);
 
     public void Clear() => runs.Clear();
 }

@@ -66,6 +66,12 @@ public sealed unsafe class KvmPlatform : IPlatform
 
     internal ulong GuestXcr0 { get; private set; } = 3;
 
+    /// <summary>Whether syscalls stop in user mode at the syscall page (probed with the first machine; null before).</summary>
+    internal bool? UserModeSyscalls { get; set; }
+
+    /// <summary>Whether this platform's vCPUs take syscalls on the fast path (see the README); false until the first sandbox is created.</summary>
+    public bool FastSyscalls => UserModeSyscalls == true;
+
     /// <inheritdoc/>
     /// <remarks>
     /// Opens the device, checks the API version and capabilities, and runs a throwaway VM's trampoline once

@@ -61,6 +61,16 @@ internal sealed unsafe class KvmVcpu : IDisposable
     /// <summary>The FS and GS bases last written to the vCPU (the program's, as far as the Sentry knows).</summary>
     public ulong FsBase, GsBase;
 
+    /// <summary>
+    /// The vCPU stopped in user mode (a fast-path syscall, see <see cref="KvmMachine.UserModeSyscalls"/>):
+    /// the program resumes by KVM_RUN with its registers in sync regs, no ring-0 code on the way. False
+    /// when it stopped in the trampoline (ring 0).
+    /// </summary>
+    public bool InUserMode;
+
+    /// <summary>The last exit was an I/O exit whose completion the next KVM_RUN carries out (see <see cref="CompletePendingIo"/>).</summary>
+    public bool IoPending;
+
     /// <summary>The page-table root (guest-physical) the vCPU runs on, or loads at its next resume.</summary>
     public ulong Root { get; private set; }
 
@@ -88,21 +98,147 @@ internal sealed unsafe class KvmVcpu : IDisposable
     /// behind the hypervisor's back), and the vCPU's next entry would run on it: the trampoline would not
     /// even be mapped, and the first fetch would triple-fault the guest.
     /// </summary>
+    /// <remarks>A vCPU stopped in user mode is put in ring 0 as well, so that pooled vCPUs are all alike.</remarks>
     public void LoadRoot(ulong root)
     {
         var platform = machine.Platform;
+        CompletePendingIo();
         KvmSregs sregs;
         platform.Check(LibC.IoctlRetry(Fd, KvmAbi.GetSregs, (nint)(&sregs)), "KVM_GET_SREGS");
-        if (sregs.Cr3 != root)
+        if (sregs.Cr3 != root || InUserMode)
         {
             sregs.Cr3 = root;
+            sregs.Cs = KernelCode;
+            sregs.Ss = KernelData;
             platform.Check(LibC.IoctlRetry(Fd, KvmAbi.SetSregs, (nint)(&sregs)), "KVM_SET_SREGS");
+            InUserMode = false;
         }
 
         Quad(VcpuPage.Cr3) = root;
         Word(VcpuPage.LoadCr3) = 0;
         Root = root;
     }
+
+    /// <summary>
+    /// Puts a vCPU that stopped in user mode into ring 0 (CS and SS of the kernel, KVM_SET_SREGS), so that
+    /// it can resume through the trampoline's return entries (an address-space switch or TLB flush needs
+    /// ring 0). Its registers are then loaded as for any stop in the trampoline.
+    /// </summary>
+    public void EnterSupervisor()
+    {
+        if (!InUserMode)
+        {
+            return;
+        }
+
+        var platform = machine.Platform;
+        CompletePendingIo();
+        KvmSregs sregs;
+        platform.Check(LibC.IoctlRetry(Fd, KvmAbi.GetSregs, (nint)(&sregs)), "KVM_GET_SREGS");
+        sregs.Cs = KernelCode;
+        sregs.Ss = KernelData;
+        platform.Check(LibC.IoctlRetry(Fd, KvmAbi.SetSregs, (nint)(&sregs)), "KVM_SET_SREGS");
+        InUserMode = false;
+    }
+
+    /// <summary>
+    /// Lets KVM finish the last I/O exit (a KVM_RUN with <c>immediate_exit</c>, which completes it and
+    /// returns at once) before state changes that KVM documents as needing it (KVM_SET_SREGS).
+    /// </summary>
+    public void CompletePendingIo()
+    {
+        if (!IoPending)
+        {
+            return;
+        }
+
+        var run = Run;
+        ulong dirty = run->DirtyRegs;
+        run->DirtyRegs = 0;
+        run->ImmediateExit = 1;
+        int result = RunOnce();
+        run->ImmediateExit = 0;
+        run->DirtyRegs = dirty;
+        IoPending = false;
+        if (result != -LibC.EINTR)
+        {
+            machine.Platform.Check(result, "KVM_RUN (I/O completion)");
+        }
+    }
+
+    /// <summary>
+    /// Runs a <c>syscall</c> in user mode once (the syscall page's probe instruction, on this vCPU's
+    /// freshly set-up state) and says whether it stopped at the syscall page's <c>out</c> still in user
+    /// mode (true), in ring 0 (false), or somewhere unexpected (null: the vCPU should not be used).
+    /// </summary>
+    public bool? ProbeUserModeSyscall()
+    {
+        var platform = machine.Platform;
+        var run = Run;
+        ulong frame = StackTop - 40;
+        var f = (ulong*)machine.Host(frame - SupervisorBase);
+        f[0] = SyscallPageAddress + Trampoline.SyscallProbe;
+        f[1] = 0x33;
+        f[2] = 0x202;
+        f[3] = 0;
+        f[4] = 0x2b;
+        run->Regs = new KvmRegs { Rip = Code(machine.Image.Return), Rsp = frame, Rflags = 2 };
+        run->DirtyRegs = KvmAbi.SyncRegsGeneral;
+        int result;
+        do
+        {
+            run->ImmediateExit = 0;
+            result = RunOnce();
+        }
+        while (result == -LibC.EINTR);
+
+        platform.Check(result, "KVM_RUN (syscall probe)");
+        if (run->ExitReason != KvmAbi.ExitIo || run->Regs.Rip != SyscallPageAddress + 2)
+        {
+            return run->ExitReason == KvmAbi.ExitHlt ? false : null;
+        }
+
+        IoPending = true;
+        KvmSregs sregs;
+        platform.Check(LibC.IoctlRetry(Fd, KvmAbi.GetSregs, (nint)(&sregs)), "KVM_GET_SREGS");
+        bool user = sregs.Cs.Dpl == 3 && (sregs.Cs.Selector & 3) == 3;
+        InUserMode = user;
+        if (!user)
+        {
+            CompletePendingIo();
+        }
+
+        return user;
+    }
+
+    /// <summary>
+    /// Points MSR_LSTAR at the syscall page (fast path) or at the trampoline's ring-0 stop, with the SFMASK
+    /// and TSS I/O permission bitmap that go with it.
+    /// </summary>
+    public void SetSyscallMode(bool fast)
+    {
+        byte* bitmap = Page + VcpuPage.Tss + 104;
+        new Span<byte>(bitmap, VcpuPage.TssLimit + 1 - 104).Fill(0xFF);
+        if (fast)
+        {
+            bitmap[SyscallPort / 8] &= (byte)(0xFF & ~(1 << (SyscallPort % 8)));
+        }
+
+        Span<KvmMsrEntry> msrs =
+        [
+            new() { Index = KvmAbi.MsrLstar, Data = fast ? SyscallPageAddress : Code(machine.Image.SyscallStop) },
+            // Cleared on syscall: TF, DF, IOPL, NT, AC, and IF when syscalls stop in ring 0. The fast path
+            // keeps IF: the program stays in user mode, where an interrupt must be deliverable.
+            new() { Index = KvmAbi.MsrSyscallMask, Data = fast ? 0x4_7500UL : 0x4_7700UL },
+        ];
+        machine.Platform.SetMsrs(Fd, msrs);
+    }
+
+    /// <summary>The ring-0 code segment (selector 0x10, 64-bit).</summary>
+    private static KvmSegment KernelCode => new() { Limit = 0xFFFF_FFFF, Selector = 0x10, Type = 0xB, Present = 1, S = 1, L = 1, G = 1 };
+
+    /// <summary>The ring-0 stack segment (selector 0x18).</summary>
+    private static KvmSegment KernelData => new() { Limit = 0xFFFF_FFFF, Selector = 0x18, Type = 0x3, Present = 1, Db = 1, S = 1, G = 1 };
 
     /// <summary>KVM_RUN once; returns 0 or -errno.</summary>
     public int RunOnce()
@@ -125,6 +261,7 @@ internal sealed unsafe class KvmVcpu : IDisposable
 
     private void RunAt(int entry)
     {
+        EnterSupervisor();
         var run = Run;
         run->Regs = new KvmRegs { Rip = Code(entry), Rsp = StackTop, Rflags = 2 };
         run->DirtyRegs = KvmAbi.SyncRegsGeneral;
@@ -206,10 +343,10 @@ internal sealed unsafe class KvmVcpu : IDisposable
         gdt[5] = 0x00CF_F200_0000_FFFF; // 0x2b user data
         gdt[6] = 0x00AF_FA00_0000_FFFF; // 0x33 user code, 64-bit
         ulong tss = PageAddress + VcpuPage.Tss;
-        gdt[8] = 0x67 | ((tss & 0xFF_FFFF) << 16) | (0x89UL << 40) | (((tss >> 24) & 0xFF) << 56);
+        gdt[8] = (ulong)VcpuPage.TssLimit | ((tss & 0xFF_FFFF) << 16) | (0x89UL << 40) | (((tss >> 24) & 0xFF) << 56);
         gdt[9] = tss >> 32;
 
-        // TSS: RSP0 and IST1 are this vCPU's stack top; no I/O bitmap.
+        // TSS: RSP0 and IST1 are this vCPU's stack top; the I/O permission bitmap follows it (SetSyscallMode).
         byte* t = Page + VcpuPage.Tss;
         ulong stackTop = PageAddress + VcpuPage.StackTop;
         *(ulong*)(t + 4) = stackTop;
@@ -218,14 +355,14 @@ internal sealed unsafe class KvmVcpu : IDisposable
 
         KvmSregs sregs;
         platform.Check(LibC.IoctlRetry(Fd, KvmAbi.GetSregs, (nint)(&sregs)), "KVM_GET_SREGS");
-        sregs.Cs = new KvmSegment { Limit = 0xFFFF_FFFF, Selector = 0x10, Type = 0xB, Present = 1, S = 1, L = 1, G = 1 };
-        sregs.Ss = new KvmSegment { Limit = 0xFFFF_FFFF, Selector = 0x18, Type = 0x3, Present = 1, Db = 1, S = 1, G = 1 };
+        sregs.Cs = KernelCode;
+        sregs.Ss = KernelData;
         var nul = new KvmSegment { Unusable = 1 };
         sregs.Ds = nul;
         sregs.Es = nul;
         sregs.Fs = nul;
         sregs.Gs = nul;
-        sregs.Tr = new KvmSegment { Base = tss, Limit = 0x67, Selector = 0x40, Type = 0xB, Present = 1 };
+        sregs.Tr = new KvmSegment { Base = tss, Limit = VcpuPage.TssLimit, Selector = 0x40, Type = 0xB, Present = 1 };
         sregs.Ldt = new KvmSegment { Unusable = 1, Type = 2 };
         sregs.Gdt = new KvmDtable { Base = PageAddress + VcpuPage.Gdt, Limit = VcpuPage.GdtLimit };
         sregs.Idt = new KvmDtable { Base = VirtualOf(IdtOffset), Limit = 0xFFF };
@@ -240,11 +377,9 @@ internal sealed unsafe class KvmVcpu : IDisposable
         [
             // syscall: CS 0x10, SS 0x18; sysret: CS 0x23 + 16 = 0x33, SS 0x23 + 8 = 0x2b.
             new() { Index = KvmAbi.MsrStar, Data = (0x10UL << 32) | (0x23UL << 48) },
-            new() { Index = KvmAbi.MsrLstar, Data = Code(image.SyscallStop) },
-            // Cleared on syscall: TF, IF, DF, IOPL, NT, AC.
-            new() { Index = KvmAbi.MsrSyscallMask, Data = 0x4_7700 },
         ];
         platform.SetMsrs(Fd, msrs);
+        SetSyscallMode(machine.UserModeSyscalls);
 
         var regs = new KvmRegs { Rip = Code(image.Halt), Rsp = stackTop, Rflags = 2 };
         platform.Check(LibC.IoctlRetry(Fd, KvmAbi.SetRegs, (nint)(&regs)), "KVM_SET_REGS");

@@ -37,6 +37,33 @@ internal static class Trampoline
     /// <summary>The vectors with an IDT gate: the 32 exceptions and the kick interrupt.</summary>
     public static IEnumerable<int> HandledVectors => Enumerable.Range(0, 32).Append((int)VcpuPage.KickVector);
 
+    /// <summary>Offset in the syscall page of the probe's <c>syscall</c> instruction.</summary>
+    public const int SyscallProbe = 16;
+
+    /// <summary>
+    /// The syscall page (user-accessible, see <see cref="GuestLayout.SyscallPageOffset"/>): at 0, where
+    /// MSR_LSTAR points when syscalls take the fast path, <c>out SyscallPort, al</c>: a hypervisor that
+    /// emulates <c>syscall</c> without leaving user mode continues there in user mode and the I/O
+    /// exit reaches the Sentry with the program's registers (RIP in RCX, RFLAGS in R11). At
+    /// <see cref="SyscallProbe"/> the <c>syscall</c> the platform runs once to see which kind of hypervisor
+    /// it has. Every other byte is <c>ud2</c>.
+    /// </summary>
+    public static byte[] SyscallPage()
+    {
+        var page = new byte[GuestLayout.PageSize];
+        for (int i = 0; i < page.Length; i += 2)
+        {
+            page[i] = 0x0F; // ud2
+            page[i + 1] = 0x0B;
+        }
+
+        page[0] = 0xE6; // out imm8, al
+        page[1] = (byte)GuestLayout.SyscallPort;
+        page[SyscallProbe] = 0x0F; // syscall
+        page[SyscallProbe + 1] = 0x05;
+        return page;
+    }
+
     public static Image Build(ulong address)
     {
         var a = new Assembler(64);

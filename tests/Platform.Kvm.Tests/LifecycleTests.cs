@@ -268,4 +268,72 @@ public sealed class LifecycleTests
         space.Map(Machine.Data, Machine.Page, data, MemoryAccess.ReadWrite);
         return (code, data);
     }
+
+    [TestMethod]
+    public void UnmapOfManyPagesOfATableOrOfWholeTablesLeavesTheRestAndRemapsWork()
+    {
+        using var m = new Machine();
+        m.Load(a =>
+        {
+            var loop = a.CreateLabel();
+            a.Label(ref loop);
+            a.mov(rax, __qword_ptr[rbx]);
+            a.syscall();
+            a.jmp(loop);
+        });
+        const ulong Area = 0x80_0000; // a leaf table of its own
+        long offset = m.MapNew(Area, 16, MemoryAccess.ReadWrite);
+        for (int i = 0; i < 16; i++)
+        {
+            BitConverter.GetBytes((ulong)i + 1).CopyTo(m.Memory.GetSpan(offset + (i * Machine.Page), 8));
+        }
+
+        Machine.OnThread(() =>
+        {
+            using var context = m.Platform.CreateExecutionContext(m.Space);
+            var state = Machine.NewState();
+            (SwitchReason Reason, ulong Value) Read(ulong address)
+            {
+                state.Registers.Rbx = address;
+                var result = context.Switch(state);
+                if (result.Reason == SwitchReason.Fault)
+                {
+                    Assert.AreEqual(address, result.FaultAddress);
+                    state.Registers.Rip = Machine.Code; // the Sentry would deliver SIGSEGV; start over
+                }
+
+                return (result.Reason, state.Registers.Rax);
+            }
+
+            for (int i = 0; i < 16; i++)
+            {
+                Assert.AreEqual((SwitchReason.Syscall, (ulong)i + 1), Read(Area + ((ulong)i * Machine.Page)));
+            }
+
+            // Eight pages out of the middle of the table (the table is replaced by a copy).
+            m.Space.Unmap(Area + (4 * Machine.Page), 8 * Machine.Page);
+            for (int i = 0; i < 16; i++)
+            {
+                var expected = i is >= 4 and < 12 ? SwitchReason.Fault : SwitchReason.Syscall;
+                Assert.AreEqual(expected, Read(Area + ((ulong)i * Machine.Page)).Reason, $"page {i}");
+            }
+
+            Assert.AreEqual((SwitchReason.Syscall, 1UL), Read(Area));
+            Assert.AreEqual((SwitchReason.Syscall, 16UL), Read(Area + (15 * Machine.Page)));
+
+            // A page mapped again into the replacement table.
+            long again = m.MapNew(Area + (6 * Machine.Page), 1, MemoryAccess.Read);
+            BitConverter.GetBytes(0x77UL).CopyTo(m.Memory.GetSpan(again, 8));
+            Assert.AreEqual((SwitchReason.Syscall, 0x77UL), Read(Area + (6 * Machine.Page)));
+
+            // The whole 2 MiB (the table is cut off from its directory), then a new mapping there.
+            m.Space.Unmap(Area, 2UL << 20);
+            Assert.AreEqual(SwitchReason.Fault, Read(Area).Reason);
+            Assert.AreEqual(SwitchReason.Fault, Read(Area + (15 * Machine.Page)).Reason);
+            long fresh = m.MapNew(Area + Machine.Page, 1, MemoryAccess.Read);
+            BitConverter.GetBytes(0x99UL).CopyTo(m.Memory.GetSpan(fresh, 8));
+            Assert.AreEqual((SwitchReason.Syscall, 0x99UL), Read(Area + Machine.Page));
+            Assert.AreEqual(SwitchReason.Fault, Read(Area).Reason);
+        });
+    }
 }
