@@ -112,6 +112,9 @@ internal sealed class Kernel : IDisposable
 
     public FutexTable Futexes { get; } = new();
 
+    /// <summary>Advisory file locks (flock, POSIX and OFD record locks) of every file in the sandbox.</summary>
+    public FileLockTable FileLocks { get; } = new();
+
     public HostPoller Poller { get; }
 
     /// <summary>The kernel's timer thread (started by the first timer): itimers, POSIX timers, CPU-time checks.</summary>

@@ -135,7 +135,7 @@ internal static class FileSyscalls
         return SyscallResult.Ok(newFd);
     }
 
-    [Syscall(72, SupportLevel.Partial, Note = "record locks (F_SETLK, F_GETLK, OFD locks) arrive with the filesystems work: they return EINVAL until then")]
+    [Syscall(72)]
     public static SyscallResult Fcntl(ISyscallContext c)
     {
         var t = c.Task();
@@ -143,6 +143,13 @@ internal static class FileSyscalls
         int fd = (int)a.A0;
         int command = (int)a.A1;
         var description = t.Fds.Get(fd);
+        if (description.IsPathOnly && command is not (LinuxConstants.F_DUPFD or LinuxConstants.F_DUPFD_CLOEXEC
+            or LinuxConstants.F_GETFD or LinuxConstants.F_SETFD or LinuxConstants.F_GETFL))
+        {
+            // O_PATH descriptions answer only these commands (Linux's check_fcntl_cmd).
+            return SyscallResult.Error(Errno.EBADF);
+        }
+
         switch (command)
         {
             case LinuxConstants.F_DUPFD or LinuxConstants.F_DUPFD_CLOEXEC:
@@ -189,6 +196,9 @@ internal static class FileSyscalls
                 return SyscallResult.Zero;
             case LinuxConstants.F_SETOWN or LinuxConstants.F_SETSIG:
                 return SyscallResult.Zero;
+            case LinuxConstants.F_GETLK or LinuxConstants.F_SETLK or LinuxConstants.F_SETLKW
+                or LinuxConstants.F_OFD_GETLK or LinuxConstants.F_OFD_SETLK or LinuxConstants.F_OFD_SETLKW:
+                return LockSyscalls.Fcntl(t, description, command, a.A2);
             case LinuxConstants.F_GET_SEALS or LinuxConstants.F_ADD_SEALS:
                 return SyscallResult.Error(Errno.EINVAL);
             default:

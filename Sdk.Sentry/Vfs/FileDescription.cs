@@ -39,6 +39,9 @@ internal sealed class FileDescription : IMappingOwner
 
     public long Offset;
 
+    /// <summary>Set once the description holds flock or OFD locks: they go with its last reference.</summary>
+    public FileLockTable? LockTable { get; set; }
+
     public bool CanRead => Flags.CanRead();
 
     public bool CanWrite => Flags.CanWrite();
@@ -105,6 +108,8 @@ internal sealed class FileDescription : IMappingOwner
             {
                 watcher.DescriptionReleased(this);
             }
+
+            LockTable?.ReleaseDescription(this);
 
             Operations.Release();
         }
