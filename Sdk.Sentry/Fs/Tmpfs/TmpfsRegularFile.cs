@@ -179,6 +179,123 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
     }
 
     /// <summary>
+    /// fallocate: mode 0 and FALLOC_FL_KEEP_SIZE allocate the pages of the range (ENOSPC, with
+    /// nothing kept, when the size limit has no room); FALLOC_FL_PUNCH_HOLE|KEEP_SIZE frees the
+    /// whole pages of the range and zeroes the partial ones. Other modes give EOPNOTSUPP, as shmem.
+    /// </summary>
+    internal void Allocate(int mode, long offset, long length)
+    {
+        const int KeepSize = 1, PunchHole = 2;
+        if ((mode & ~(KeepSize | PunchHole)) != 0)
+        {
+            throw ErrnoException.Of(Errno.EOPNOTSUPP);
+        }
+
+        long end = offset + length;
+        lock (Lock)
+        {
+            if ((mode & PunchHole) != 0)
+            {
+                PunchLocked(offset, Math.Min(end, size));
+                ModifyTime = ChangeTime = Timespec.Now;
+                return;
+            }
+
+            long firstIndex = offset >> PageShift;
+            long lastIndex = (end - 1) >> PageShift;
+            var added = new List<long>();
+            for (long index = firstIndex; index <= lastIndex; index++)
+            {
+                if (pages.Get(index) >= 0)
+                {
+                    continue;
+                }
+
+                long run = 1;
+                while (index + run <= lastIndex && run < 512 && pages.Get(index + run) < 0)
+                {
+                    run++;
+                }
+
+                if (AllocateRunLocked(index, lastIndex) < 0)
+                {
+                    // As shmem: a failed allocation keeps none of the pages it added.
+                    var freed = new List<long>();
+                    foreach (long i in added)
+                    {
+                        freed.Add(pages.Remove(i));
+                    }
+
+                    Fs.FreePages(freed);
+                    throw ErrnoException.Of(Errno.ENOSPC);
+                }
+
+                // The run's holes now filled were added by this call.
+                long k = 0;
+                while (k < run && pages.Get(index + k) >= 0)
+                {
+                    added.Add(index + k);
+                    k++;
+                }
+
+                index += k - 1;
+            }
+
+            if ((mode & KeepSize) == 0 && end > size)
+            {
+                ZeroTailLocked(size);
+                size = end;
+            }
+
+            ChangeTime = Timespec.Now;
+        }
+    }
+
+    // Frees the whole pages in [start, end) and zeroes the partial pages at its edges.
+    private void PunchLocked(long start, long end)
+    {
+        if (start >= end)
+        {
+            return;
+        }
+
+        long firstWhole = PagesFor(start);
+        long endWhole = end >> PageShift;
+        ZeroLocked(start, Math.Min(end, firstWhole << PageShift));
+        if (endWhole > firstWhole)
+        {
+            var freed = new List<long>();
+            for (long index = firstWhole; index < endWhole; index++)
+            {
+                long page = pages.Remove(index);
+                if (page >= 0)
+                {
+                    freed.Add(page);
+                }
+            }
+
+            Fs.FreePages(freed);
+            ZeroLocked(Math.Max(start, endWhole << PageShift), end);
+        }
+    }
+
+    private void ZeroLocked(long start, long end)
+    {
+        while (start < end)
+        {
+            int inPage = (int)(start & (PageSize - 1));
+            int chunk = (int)Math.Min(PageSize - inPage, end - start);
+            long page = pages.Get(start >> PageShift);
+            if (page >= 0)
+            {
+                Fs.Memory.GetSpan(page + inPage, chunk).Clear();
+            }
+
+            start += chunk;
+        }
+    }
+
+    /// <summary>
     /// Allocates pages for the hole at <paramref name="index"/> and the holes right after it, up to
     /// <paramref name="lastIndex"/>, as one memory-file range. Returns the first page's offset, or
     /// -1 when the size limit (or the sandbox's memory) has no room.
@@ -393,6 +510,8 @@ internal sealed class TmpfsFileDescription(TmpfsRegularFile file, OpenFlags flag
 
         return file.Write(buffer, ref offset, append);
     }
+
+    public void Allocate(int mode, long offset, long length) => file.Allocate(mode, offset, length);
 
     public void Release()
     {
