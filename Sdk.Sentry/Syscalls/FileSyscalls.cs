@@ -28,6 +28,86 @@ internal static class FileSyscalls
         return OpenAt(c.Task(), (int)a.A0, a.A1, (uint)a.A2, (uint)a.A3);
     }
 
+    // Linux's VALID_OPEN_FLAGS: openat2 refuses any other bit.
+    private const ulong ValidOpenFlags = 0x7FFFC3;
+    private const ulong ValidResolveFlags = 0x3F;
+
+    [Syscall(437, SupportLevel.Partial, Note = "RESOLVE_CACHED lookups always succeed from the dentry cache or the filesystem (never EAGAIN except for O_CREAT/O_TRUNC/O_TMPFILE)")]
+    public static SyscallResult Openat2(ISyscallContext c)
+    {
+        var t = c.Task();
+        var a = c.Arguments;
+        int dirfd = (int)a.A0;
+        ulong size = a.A3;
+        const ulong OpenHowSize = 24;
+        if (size < OpenHowSize)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        if (size > 4096)
+        {
+            return SyscallResult.Error(Errno.E2BIG);
+        }
+
+        Span<ulong> how = stackalloc ulong[3];
+        t.Mm.Read(a.A2, System.Runtime.InteropServices.MemoryMarshal.AsBytes(how));
+        if (size > OpenHowSize)
+        {
+            // A larger struct from a newer program: the tail must be zero (copy_struct_from_user).
+            var tail = new byte[size - OpenHowSize];
+            t.Mm.Read(a.A2 + OpenHowSize, tail);
+            if (tail.AsSpan().IndexOfAnyExcept((byte)0) >= 0)
+            {
+                return SyscallResult.Error(Errno.E2BIG);
+            }
+        }
+
+        ulong rawFlags = how[0], mode = how[1];
+        var resolve = (ResolveFlags)how[2];
+        if ((rawFlags & ~ValidOpenFlags) != 0 || ((ulong)resolve & ~ValidResolveFlags) != 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        if ((resolve & (ResolveFlags.Beneath | ResolveFlags.InRoot)) == (ResolveFlags.Beneath | ResolveFlags.InRoot))
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        var flags = (OpenFlags)(uint)rawFlags;
+        bool willCreate = (flags & OpenFlags.Create) != 0 || (flags & OpenFlags.TempFile) == OpenFlags.TempFile;
+        if (willCreate ? (mode & ~0xFFFUL) != 0 : mode != 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        if ((resolve & ResolveFlags.Cached) != 0 && (willCreate || (flags & OpenFlags.Truncate) != 0))
+        {
+            return SyscallResult.Error(Errno.EAGAIN);
+        }
+
+        string path = t.ReadPath(a.A1);
+        PathContext context;
+        if ((resolve & (ResolveFlags.Beneath | ResolveFlags.InRoot)) != 0)
+        {
+            // Scoped lookups: the starting directory is also the root for "/" and "..".
+            var start = dirfd == LinuxConstants.AT_FDCWD ? t.Fs.Cwd : t.Fds.Get(dirfd).Path ?? throw ErrnoException.Of(Errno.ENOTDIR);
+            if (!start.Inode.GetAttributes().Mode.IsDirectory())
+            {
+                return SyscallResult.Error(Errno.ENOTDIR);
+            }
+
+            context = new PathContext(t.Credentials, start, start, t) { Flags = resolve };
+        }
+        else
+        {
+            context = t.PathContextAt(dirfd, path) with { Flags = resolve };
+        }
+
+        return OpenWith(t, context, path, (uint)rawFlags, (uint)mode);
+    }
+
     [Syscall(85)]
     public static SyscallResult Creat(ISyscallContext c)
     {
@@ -37,8 +117,21 @@ internal static class FileSyscalls
 
     private static SyscallResult OpenAt(KernelTask t, int dirfd, ulong pathAddress, uint rawFlags, uint mode)
     {
+        // Flags are checked before the path is read, as Linux's build_open_flags; since Linux 6.4
+        // O_CREAT|O_DIRECTORY is refused too.
+        if ((rawFlags & (uint)OpenFlags.Create) != 0 && (rawFlags & (uint)OpenFlags.Directory) != 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        string path = t.ReadPath(pathAddress);
+        return OpenWith(t, t.PathContextAt(dirfd, path), path, rawFlags, mode);
+    }
+
+    private static SyscallResult OpenWith(KernelTask t, in PathContext context, string path, uint rawFlags, uint mode)
+    {
         var flags = (OpenFlags)(rawFlags & KnownOpenFlags) | OpenFlags.LargeFile;
-        if ((flags & OpenFlags.TempFile) == OpenFlags.TempFile && (flags & OpenFlags.Create) != 0)
+        if ((flags & OpenFlags.Create) != 0 && (flags & OpenFlags.Directory) != 0)
         {
             return SyscallResult.Error(Errno.EINVAL);
         }
@@ -49,8 +142,6 @@ internal static class FileSyscalls
             flags &= OpenFlags.Path | OpenFlags.Directory | OpenFlags.NoFollow | OpenFlags.CloseOnExec | OpenFlags.LargeFile;
         }
 
-        string path = t.ReadPath(pathAddress);
-        var context = t.PathContextAt(dirfd, path);
         var description = t.Kernel.Vfs.Open(t, context, path, flags, (FileMode)(mode & 0xFFF));
         try
         {
