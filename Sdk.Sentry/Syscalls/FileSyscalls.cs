@@ -146,6 +146,13 @@ internal static class FileSyscalls
         try
         {
             int fd = t.Fds.Install(description, (flags & OpenFlags.CloseOnExec) != 0, t.Group.Limits.OpenFilesLimit);
+            if (!description.IsPathOnly && description.Path is { } opened && description.Notify is null)
+            {
+                var inotify = t.Kernel.Vfs.Inotify;
+                description.Notify = inotify;
+                inotify.FileEvent(opened, opened.Inode, InotifyMask.Open);
+            }
+
             return SyscallResult.Ok(fd);
         }
         catch
@@ -432,6 +439,7 @@ internal static class FileSyscalls
         }
 
         inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: length));
+        t.Kernel.Vfs.Inotify.FileEvent(description.Path, inode, InotifyMask.Modify);
         return SyscallResult.Zero;
     }
 
@@ -461,6 +469,7 @@ internal static class FileSyscalls
         VirtualFileSystem.CheckWritableMount(path.Mount);
         Permissions.Check(attributes, t.Credentials, Permissions.Write);
         path.Inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: length));
+        t.Kernel.Vfs.Inotify.FileEvent(path, path.Inode, InotifyMask.Modify);
         return SyscallResult.Zero;
     }
 

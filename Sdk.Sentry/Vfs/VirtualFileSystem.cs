@@ -51,6 +51,9 @@ internal sealed partial class VirtualFileSystem
     /// <summary>Serialises namespace changes (create, unlink, rename, link, mount) so they compose atomically.</summary>
     public object NamespaceLock { get; } = new();
 
+    /// <summary>The sandbox's inotify watches, told of every change made through the VFS.</summary>
+    public InotifyRegistry Inotify { get; } = new();
+
     public Mount RootMount => root ?? throw new InvalidOperationException("no root filesystem mounted");
 
     public VfsPath RootPath => new(RootMount, RootMount.Root);
