@@ -298,7 +298,7 @@ internal static class FileSyscalls
                 or LinuxConstants.F_OFD_GETLK or LinuxConstants.F_OFD_SETLK or LinuxConstants.F_OFD_SETLKW:
                 return LockSyscalls.Fcntl(t, description, command, a.A2);
             case LinuxConstants.F_GET_SEALS or LinuxConstants.F_ADD_SEALS:
-                return SyscallResult.Error(Errno.EINVAL);
+                return MemfdSyscalls.Fcntl(description, command == LinuxConstants.F_ADD_SEALS, a.A2);
             default:
                 return SyscallResult.Error(Errno.EINVAL);
         }

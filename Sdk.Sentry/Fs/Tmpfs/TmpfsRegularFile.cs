@@ -22,6 +22,51 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
     /// <summary>An unnamed (O_TMPFILE) file that may still be given a name; guarded by <see cref="TmpfsInode.Lock"/>.</summary>
     internal bool Linkable;
 
+    /// <summary>F_SEAL_* bits (memfd sealing); every other tmpfs file starts with F_SEAL_SEAL alone, as Linux's shmem.</summary>
+    internal const int SealSeal = 1, SealShrink = 2, SealGrow = 4, SealWrite = 8, SealFutureWrite = 0x10, SealExec = 0x20;
+
+    private int seals = SealSeal;
+
+    /// <summary>The file's seals (F_GET_SEALS).</summary>
+    internal int Seals
+    {
+        get
+        {
+            lock (Lock)
+            {
+                return seals;
+            }
+        }
+    }
+
+    /// <summary>memfd_create with MFD_ALLOW_SEALING starts with no seals (or F_SEAL_EXEC for MFD_NOEXEC_SEAL).</summary>
+    internal void InitialSeals(int value)
+    {
+        lock (Lock)
+        {
+            seals = value;
+        }
+    }
+
+    /// <summary>F_ADD_SEALS: EPERM once F_SEAL_SEAL is set; F_SEAL_EXEC on an executable file implies the write seals.</summary>
+    internal void AddSeals(int added)
+    {
+        lock (Lock)
+        {
+            if ((seals & SealSeal) != 0)
+            {
+                throw ErrnoException.Of(Errno.EPERM);
+            }
+
+            if ((added & SealExec) != 0 && ((int)Mode & 0x49) != 0)
+            {
+                added |= SealShrink | SealGrow | SealWrite | SealFutureWrite;
+            }
+
+            seals |= added;
+        }
+    }
+
     public TmpfsRegularFile(TmpfsFileSystem fs, FileMode mode, FileOwner owner)
         : base(fs, mode, owner, links: 1)
     {
@@ -43,6 +88,11 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
         {
             if ((update.Mask & AttributeMask.Size) != 0)
             {
+                if ((update.Size < size && (seals & SealShrink) != 0) || (update.Size > size && (seals & SealGrow) != 0))
+                {
+                    throw ErrnoException.Of(Errno.EPERM);
+                }
+
                 TruncateLocked(update.Size);
                 var now = Timespec.Now;
                 ModifyTime = ChangeTime = now;
@@ -129,6 +179,11 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
                 return 0;
             }
 
+            if ((seals & (SealWrite | SealFutureWrite)) != 0 || ((seals & SealGrow) != 0 && position + buffer.Length > size))
+            {
+                throw ErrnoException.Of(Errno.EPERM);
+            }
+
             if (position >= TmpfsFileSystem.MaxFileSize)
             {
                 throw ErrnoException.Of(Errno.EFBIG);
@@ -194,6 +249,11 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
         long end = offset + length;
         lock (Lock)
         {
+            if ((mode & PunchHole) != 0 ? (seals & (SealWrite | SealFutureWrite)) != 0 : end > size && (seals & SealGrow) != 0)
+            {
+                throw ErrnoException.Of(Errno.EPERM);
+            }
+
             if ((mode & PunchHole) != 0)
             {
                 PunchLocked(offset, Math.Min(end, size));
@@ -484,6 +544,9 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
 internal sealed class TmpfsFileDescription(TmpfsRegularFile file, OpenFlags flags) : IFileOperations
 {
     private int released;
+
+    /// <summary>The file (seals are kept there).</summary>
+    public TmpfsRegularFile File => file;
 
     public IInode? Inode => file;
 
