@@ -26,6 +26,10 @@ internal sealed class FileLockTable
     // EDEADLK detection walks, as Linux's blocked_hash.
     private readonly Dictionary<object, object> waitingFor = new(ReferenceEqualityComparer.Instance);
 
+    // The files each POSIX owner (fd table) holds record locks in, so a close by an owner that
+    // holds none costs no lookup of the closed file's inode.
+    private readonly Dictionary<object, HashSet<object>> posixHeld = new(ReferenceEqualityComparer.Instance);
+
     /// <summary>The lock key of the file a description refers to.</summary>
     public static object KeyOf(FileDescription description)
     {
@@ -157,6 +161,7 @@ internal sealed class FileLockTable
             {
                 Apply(locks, owner, ofd, type, start, end, task.Pid);
                 Note(description, owner, ofd, type);
+                TrackPosix(locks, owner, ofd);
                 Forget(locks);
                 return;
             }
@@ -188,6 +193,7 @@ internal sealed class FileLockTable
                         waitingFor.Remove(owner);
                         Apply(locks, owner, ofd, type, start, end, task.Pid);
                         Note(description, owner, ofd, type);
+                        TrackPosix(locks, owner, ofd);
                         return true;
                     }
 
@@ -235,8 +241,14 @@ internal sealed class FileLockTable
     {
         lock (gate)
         {
+            if (!posixHeld.ContainsKey(owner))
+            {
+                return;
+            }
+
             if (files.TryGetValue(KeyOf(description), out var locks) && locks.Records.RemoveAll(l => !l.Ofd && ReferenceEquals(l.Owner, owner)) > 0)
             {
+                TrackPosix(locks, owner, ofd: false);
                 locks.Waiters.Notify(PollEvents.In);
                 Forget(locks);
             }
@@ -273,6 +285,30 @@ internal sealed class FileLockTable
             {
                 return files.Count;
             }
+        }
+    }
+
+    // Keeps posixHeld true to the owner's records in the file.
+    private void TrackPosix(FileLocks locks, object owner, bool ofd)
+    {
+        if (ofd)
+        {
+            return;
+        }
+
+        bool holds = locks.Records.Exists(l => !l.Ofd && ReferenceEquals(l.Owner, owner));
+        if (holds)
+        {
+            if (!posixHeld.TryGetValue(owner, out var held))
+            {
+                posixHeld[owner] = held = [];
+            }
+
+            held.Add(locks.Key);
+        }
+        else if (posixHeld.TryGetValue(owner, out var held) && held.Remove(locks.Key) && held.Count == 0)
+        {
+            posixHeld.Remove(owner);
         }
     }
 
