@@ -37,6 +37,12 @@ public interface IFileOperations
     {
     }
 
+    /// <summary>
+    /// fallocate: <paramref name="mode"/> is Linux's FALLOC_FL_* bits, already checked for
+    /// combinations Linux refuses everywhere; the file refuses what it does not support (EOPNOTSUPP).
+    /// </summary>
+    void Allocate(int mode, long offset, long length) => throw ErrnoException.Of(Errno.EOPNOTSUPP);
+
     /// <summary>The pages that back the file for mmap, or null when it cannot be mapped (ENODEV).</summary>
     IMappable? Mappable => null;
 

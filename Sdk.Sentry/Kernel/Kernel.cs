@@ -116,6 +116,14 @@ internal sealed class Kernel : IDisposable
 
     public FutexTable Futexes { get; } = new();
 
+    /// <summary>The tmpfs instance memfd_create's files live in (made on first use).</summary>
+    public AppKernel.Sentry.Fs.Tmpfs.TmpfsFileSystem MemfdFileSystem => LazyInitializer.EnsureInitialized(ref memfdFileSystem, () => new AppKernel.Sentry.Fs.Tmpfs.TmpfsFileSystem(MemoryFile));
+
+    private AppKernel.Sentry.Fs.Tmpfs.TmpfsFileSystem? memfdFileSystem;
+
+    /// <summary>Advisory file locks (flock, POSIX and OFD record locks) of every file in the sandbox.</summary>
+    public FileLockTable FileLocks { get; } = new();
+
     public HostPoller Poller { get; }
 
     /// <summary>The kernel's timer thread (started by the first timer): itimers, POSIX timers, CPU-time checks.</summary>

@@ -76,6 +76,11 @@ internal static class FileIo
                 }
             }
 
+            if (done > 0 && file.Notify is { Active: true } notify)
+            {
+                notify.FileEvent(file.Path, file.Path!.Value.Inode, InotifyMask.Access);
+            }
+
             return done;
         }
         finally
@@ -181,6 +186,11 @@ internal static class FileIo
                 }
 
                 done += written;
+            }
+
+            if (done > 0 && file.Notify is { Active: true } notify)
+            {
+                notify.FileEvent(file.Path, file.Path!.Value.Inode, InotifyMask.Modify);
             }
 
             return done;

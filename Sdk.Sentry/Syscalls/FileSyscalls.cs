@@ -28,6 +28,86 @@ internal static class FileSyscalls
         return OpenAt(c.Task(), (int)a.A0, a.A1, (uint)a.A2, (uint)a.A3);
     }
 
+    // Linux's VALID_OPEN_FLAGS: openat2 refuses any other bit.
+    private const ulong ValidOpenFlags = 0x7FFFC3;
+    private const ulong ValidResolveFlags = 0x3F;
+
+    [Syscall(437, SupportLevel.Partial, Note = "RESOLVE_CACHED lookups always succeed from the dentry cache or the filesystem (never EAGAIN except for O_CREAT/O_TRUNC/O_TMPFILE)")]
+    public static SyscallResult Openat2(ISyscallContext c)
+    {
+        var t = c.Task();
+        var a = c.Arguments;
+        int dirfd = (int)a.A0;
+        ulong size = a.A3;
+        const ulong OpenHowSize = 24;
+        if (size < OpenHowSize)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        if (size > 4096)
+        {
+            return SyscallResult.Error(Errno.E2BIG);
+        }
+
+        Span<ulong> how = stackalloc ulong[3];
+        t.Mm.Read(a.A2, System.Runtime.InteropServices.MemoryMarshal.AsBytes(how));
+        if (size > OpenHowSize)
+        {
+            // A larger struct from a newer program: the tail must be zero (copy_struct_from_user).
+            var tail = new byte[size - OpenHowSize];
+            t.Mm.Read(a.A2 + OpenHowSize, tail);
+            if (tail.AsSpan().IndexOfAnyExcept((byte)0) >= 0)
+            {
+                return SyscallResult.Error(Errno.E2BIG);
+            }
+        }
+
+        ulong rawFlags = how[0], mode = how[1];
+        var resolve = (ResolveFlags)how[2];
+        if ((rawFlags & ~ValidOpenFlags) != 0 || ((ulong)resolve & ~ValidResolveFlags) != 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        if ((resolve & (ResolveFlags.Beneath | ResolveFlags.InRoot)) == (ResolveFlags.Beneath | ResolveFlags.InRoot))
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        var flags = (OpenFlags)(uint)rawFlags;
+        bool willCreate = (flags & OpenFlags.Create) != 0 || (flags & OpenFlags.TempFile) == OpenFlags.TempFile;
+        if (willCreate ? (mode & ~0xFFFUL) != 0 : mode != 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        if ((resolve & ResolveFlags.Cached) != 0 && (willCreate || (flags & OpenFlags.Truncate) != 0))
+        {
+            return SyscallResult.Error(Errno.EAGAIN);
+        }
+
+        string path = t.ReadPath(a.A1);
+        PathContext context;
+        if ((resolve & (ResolveFlags.Beneath | ResolveFlags.InRoot)) != 0)
+        {
+            // Scoped lookups: the starting directory is also the root for "/" and "..".
+            var start = dirfd == LinuxConstants.AT_FDCWD ? t.Fs.Cwd : t.Fds.Get(dirfd).Path ?? throw ErrnoException.Of(Errno.ENOTDIR);
+            if (!start.Inode.GetAttributes().Mode.IsDirectory())
+            {
+                return SyscallResult.Error(Errno.ENOTDIR);
+            }
+
+            context = new PathContext(t.Credentials, start, start, t) { Flags = resolve };
+        }
+        else
+        {
+            context = t.PathContextAt(dirfd, path) with { Flags = resolve };
+        }
+
+        return OpenWith(t, context, path, (uint)rawFlags, (uint)mode);
+    }
+
     [Syscall(85)]
     public static SyscallResult Creat(ISyscallContext c)
     {
@@ -37,8 +117,21 @@ internal static class FileSyscalls
 
     private static SyscallResult OpenAt(KernelTask t, int dirfd, ulong pathAddress, uint rawFlags, uint mode)
     {
+        // Flags are checked before the path is read, as Linux's build_open_flags; since Linux 6.4
+        // O_CREAT|O_DIRECTORY is refused too.
+        if ((rawFlags & (uint)OpenFlags.Create) != 0 && (rawFlags & (uint)OpenFlags.Directory) != 0)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
+        string path = t.ReadPath(pathAddress);
+        return OpenWith(t, t.PathContextAt(dirfd, path), path, rawFlags, mode);
+    }
+
+    private static SyscallResult OpenWith(KernelTask t, in PathContext context, string path, uint rawFlags, uint mode)
+    {
         var flags = (OpenFlags)(rawFlags & KnownOpenFlags) | OpenFlags.LargeFile;
-        if ((flags & OpenFlags.TempFile) == OpenFlags.TempFile && (flags & OpenFlags.Create) != 0)
+        if ((flags & OpenFlags.Create) != 0 && (flags & OpenFlags.Directory) != 0)
         {
             return SyscallResult.Error(Errno.EINVAL);
         }
@@ -49,12 +142,17 @@ internal static class FileSyscalls
             flags &= OpenFlags.Path | OpenFlags.Directory | OpenFlags.NoFollow | OpenFlags.CloseOnExec | OpenFlags.LargeFile;
         }
 
-        string path = t.ReadPath(pathAddress);
-        var context = t.PathContextAt(dirfd, path);
         var description = t.Kernel.Vfs.Open(t, context, path, flags, (FileMode)(mode & 0xFFF));
         try
         {
             int fd = t.Fds.Install(description, (flags & OpenFlags.CloseOnExec) != 0, t.Group.Limits.OpenFilesLimit);
+            if (!description.IsPathOnly && description.Path is { } opened && description.Notify is null)
+            {
+                var inotify = t.Kernel.Vfs.Inotify;
+                description.Notify = inotify;
+                inotify.FileEvent(opened, opened.Inode, InotifyMask.Open);
+            }
+
             return SyscallResult.Ok(fd);
         }
         catch
@@ -135,7 +233,7 @@ internal static class FileSyscalls
         return SyscallResult.Ok(newFd);
     }
 
-    [Syscall(72, SupportLevel.Partial, Note = "record locks (F_SETLK, F_GETLK, OFD locks) arrive with the filesystems work: they return EINVAL until then")]
+    [Syscall(72)]
     public static SyscallResult Fcntl(ISyscallContext c)
     {
         var t = c.Task();
@@ -143,6 +241,13 @@ internal static class FileSyscalls
         int fd = (int)a.A0;
         int command = (int)a.A1;
         var description = t.Fds.Get(fd);
+        if (description.IsPathOnly && command is not (LinuxConstants.F_DUPFD or LinuxConstants.F_DUPFD_CLOEXEC
+            or LinuxConstants.F_GETFD or LinuxConstants.F_SETFD or LinuxConstants.F_GETFL))
+        {
+            // O_PATH descriptions answer only these commands (Linux's check_fcntl_cmd).
+            return SyscallResult.Error(Errno.EBADF);
+        }
+
         switch (command)
         {
             case LinuxConstants.F_DUPFD or LinuxConstants.F_DUPFD_CLOEXEC:
@@ -189,8 +294,11 @@ internal static class FileSyscalls
                 return SyscallResult.Zero;
             case LinuxConstants.F_SETOWN or LinuxConstants.F_SETSIG:
                 return SyscallResult.Zero;
+            case LinuxConstants.F_GETLK or LinuxConstants.F_SETLK or LinuxConstants.F_SETLKW
+                or LinuxConstants.F_OFD_GETLK or LinuxConstants.F_OFD_SETLK or LinuxConstants.F_OFD_SETLKW:
+                return LockSyscalls.Fcntl(t, description, command, a.A2);
             case LinuxConstants.F_GET_SEALS or LinuxConstants.F_ADD_SEALS:
-                return SyscallResult.Error(Errno.EINVAL);
+                return MemfdSyscalls.Fcntl(description, command == LinuxConstants.F_ADD_SEALS, a.A2);
             default:
                 return SyscallResult.Error(Errno.EINVAL);
         }
@@ -331,6 +439,7 @@ internal static class FileSyscalls
         }
 
         inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: length));
+        t.Kernel.Vfs.Inotify.FileEvent(description.Path, inode, InotifyMask.Modify);
         return SyscallResult.Zero;
     }
 
@@ -360,6 +469,7 @@ internal static class FileSyscalls
         VirtualFileSystem.CheckWritableMount(path.Mount);
         Permissions.Check(attributes, t.Credentials, Permissions.Write);
         path.Inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: length));
+        t.Kernel.Vfs.Inotify.FileEvent(path, path.Inode, InotifyMask.Modify);
         return SyscallResult.Zero;
     }
 

@@ -226,74 +226,85 @@ internal static class IoSyscalls
             }
         }
 
+        // The input is read at a position and advanced only by what the output took, so a full
+        // non-blocking pipe or a signal loses nothing.
         var buffer = new byte[(int)Math.Min(count, 1 << 20)];
         long done = 0;
+        long start = offset ?? Volatile.Read(ref input.Offset);
         while (done < count)
         {
             int want = (int)Math.Min(count - done, buffer.Length);
-            long n;
-            long position = offset is { } o ? o + done : 0;
-            if (offset is null)
-            {
-                lock (input.OffsetLock)
-                {
-                    n = input.Operations.Read(buffer.AsSpan(0, want), ref input.Offset);
-                }
-            }
-            else
-            {
-                n = input.Operations.Read(buffer.AsSpan(0, want), ref position);
-            }
-
+            long position = start + done;
+            long n = input.Operations.Read(buffer.AsSpan(0, want), ref position);
             if (n <= 0)
             {
                 break;
             }
 
             long written = 0;
-            while (written < n)
+            try
             {
-                long ignored = 0;
-                long w;
-                try
+                while (written < n)
                 {
-                    if (output.Operations.IsStream)
+                    long ignored = 0;
+                    long w;
+                    try
                     {
-                        w = output.Operations.Write(buffer.AsSpan((int)written, (int)(n - written)), ref ignored, false);
-                    }
-                    else
-                    {
-                        lock (output.OffsetLock)
+                        if (output.Operations.IsStream)
                         {
-                            w = output.Operations.Write(buffer.AsSpan((int)written, (int)(n - written)), ref output.Offset, false);
+                            w = output.Operations.Write(buffer.AsSpan((int)written, (int)(n - written)), ref ignored, false);
+                        }
+                        else
+                        {
+                            lock (output.OffsetLock)
+                            {
+                                w = output.Operations.Write(buffer.AsSpan((int)written, (int)(n - written)), ref output.Offset, false);
+                            }
                         }
                     }
+                    catch (ErrnoException e) when (e.Errno == Errno.EAGAIN && !output.NonBlocking)
+                    {
+                        var ops = output.Operations;
+                        t.WaitUntil(ops.Waiters, PollEvents.Out, () => ops.Poll(PollEvents.Out | PollEvents.Error) != 0);
+                        continue;
+                    }
+
+                    written += w;
                 }
-                catch (ErrnoException e) when (e.Errno == Errno.EAGAIN && !output.NonBlocking)
-                {
-                    var ops = output.Operations;
-                    t.WaitUntil(ops.Waiters, PollEvents.Out, () => ops.Poll(PollEvents.Out | PollEvents.Error) != 0);
-                    continue;
-                }
-                catch (ErrnoException e) when (e.Errno == Errno.EPIPE)
+            }
+            catch (ErrnoException e) when (done + written > 0 || e.Errno == Errno.EPIPE)
+            {
+                if (e.Errno == Errno.EPIPE)
                 {
                     t.SendSignal(SignalInfo.User(Signals.SIGPIPE, t.Pid, t.Credentials.RealUid));
+                }
+
+                done += written;
+                if (done == 0)
+                {
                     throw;
                 }
 
-                written += w;
+                break;
             }
 
-            done += n;
+            done += written;
             if (n < want)
             {
                 break;
             }
         }
 
-        if (offset is { } start)
+        if (offset is not null)
         {
             t.Mm.WriteValue(a.A2, start + done);
+        }
+        else
+        {
+            lock (input.OffsetLock)
+            {
+                input.Offset = start + done;
+            }
         }
 
         return SyscallResult.Ok(done);

@@ -96,6 +96,7 @@ internal static class MemorySyscalls
                 return SyscallResult.Error(Errno.EACCES);
             }
 
+            MemfdSyscalls.CheckMapping(file, request.Shared && (prot & PROT_WRITE) != 0);
             var inode = file.Operations.Inode;
             var attributes = inode?.GetAttributes() ?? default;
             bool devZero = attributes.Mode.Type() == AppKernel.Vfs.FileMode.CharDevice && Major(attributes.Rdev) == 1 && Minor(attributes.Rdev) == 5;

@@ -334,6 +334,7 @@ internal static class PathSyscalls
         }
 
         path.Inode.SetAttributes(new AttributeUpdate(AttributeMask.Mode, Mode: bits));
+        t.Kernel.Vfs.Inotify.FileEvent(path, path.Inode, InotifyMask.Attrib);
     }
 
     [Syscall(92)]
@@ -416,10 +417,12 @@ internal static class PathSyscalls
             }
 
             path.Inode.SetAttributes(new AttributeUpdate(mask | AttributeMask.Mode, Mode: cleared & FileMode.PermissionMask, Uid: uid, Gid: gid));
+            t.Kernel.Vfs.Inotify.FileEvent(path, path.Inode, InotifyMask.Attrib);
             return;
         }
 
         path.Inode.SetAttributes(new AttributeUpdate(mask, Uid: uid, Gid: gid));
+        t.Kernel.Vfs.Inotify.FileEvent(path, path.Inode, InotifyMask.Attrib);
     }
 
     private const long UTIME_NOW = (1L << 30) - 1, UTIME_OMIT = (1L << 30) - 2;
@@ -570,5 +573,6 @@ internal static class PathSyscalls
         }
 
         path.Inode.SetAttributes(new AttributeUpdate(mask, AccessTime: a, ModifyTime: m));
+        t.Kernel.Vfs.Inotify.FileEvent(path, path.Inode, InotifyMask.Attrib);
     }
 }

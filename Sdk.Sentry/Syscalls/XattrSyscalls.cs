@@ -161,6 +161,7 @@ internal static class XattrSyscalls
         var value = new byte[a.A3];
         t.Mm.Read(a.A2, value);
         target.Inode.SetExtendedAttribute(name, value, flags);
+        t.Kernel.Vfs.Inotify.SelfEvent(target.Inode, InotifyMask.Attrib);
         return SyscallResult.Zero;
     }
 
@@ -231,6 +232,7 @@ internal static class XattrSyscalls
         }
 
         target.Inode.RemoveExtendedAttribute(name);
+        t.Kernel.Vfs.Inotify.SelfEvent(target.Inode, InotifyMask.Attrib);
         return SyscallResult.Zero;
     }
 }

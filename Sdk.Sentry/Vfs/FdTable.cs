@@ -7,6 +7,18 @@ internal sealed class FdTable
     private Slot[] slots = new Slot[64];
     private int users = 1;
 
+    /// <summary>
+    /// Set once the table (the POSIX lock owner, as Linux's files_struct) has held record locks:
+    /// every close then drops its locks on the closed file.
+    /// </summary>
+    public FileLockTable? PosixLockTable { get; set; }
+
+    private void Closing(FileDescription description)
+    {
+        PosixLockTable?.RemovePosix(description, this);
+        description.Release();
+    }
+
     private record struct Slot(FileDescription? Description, bool CloseOnExec);
 
     /// <summary>Another task shares the table (CLONE_FILES).</summary>
@@ -68,7 +80,10 @@ internal sealed class FdTable
             slots[fd] = new Slot(description, closeOnExec);
         }
 
-        old?.Release();
+        if (old is not null)
+        {
+            Closing(old);
+        }
     }
 
     public FileDescription Get(int fd) => TryGet(fd, out var description) ? description : throw ErrnoException.Of(Errno.EBADF);
@@ -128,7 +143,7 @@ internal sealed class FdTable
             slots[fd] = default;
         }
 
-        old!.Release();
+        Closing(old!);
     }
 
     /// <summary>close_range: closes (or marks close-on-exec) every open fd in [first, last].</summary>
@@ -156,7 +171,7 @@ internal sealed class FdTable
 
         foreach (var d in closed)
         {
-            d.Release();
+            Closing(d);
         }
     }
 
@@ -178,7 +193,7 @@ internal sealed class FdTable
 
         foreach (var d in closed)
         {
-            d.Release();
+            Closing(d);
         }
     }
 

@@ -39,6 +39,12 @@ internal sealed class FileDescription : IMappingOwner
 
     public long Offset;
 
+    /// <summary>Set for descriptions opened by path: reads, writes and the last close are reported to inotify.</summary>
+    public InotifyRegistry? Notify { get; set; }
+
+    /// <summary>Set once the description holds flock or OFD locks: they go with its last reference.</summary>
+    public FileLockTable? LockTable { get; set; }
+
     public bool CanRead => Flags.CanRead();
 
     public bool CanWrite => Flags.CanWrite();
@@ -104,6 +110,12 @@ internal sealed class FileDescription : IMappingOwner
             foreach (var watcher in Interlocked.Exchange(ref watchers, []))
             {
                 watcher.DescriptionReleased(this);
+            }
+
+            LockTable?.ReleaseDescription(this);
+            if (Notify is { Active: true } notify && Path is { } path)
+            {
+                notify.FileEvent(path, path.Inode, CanWrite ? InotifyMask.CloseWrite : InotifyMask.CloseNoWrite);
             }
 
             Operations.Release();

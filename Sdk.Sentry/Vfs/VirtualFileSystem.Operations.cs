@@ -46,6 +46,7 @@ internal sealed partial class VirtualFileSystem
                     CacheChild(parent.Dentry, name, dentry);
                     target = new VfsPath(parent.Mount, dentry);
                     created = true;
+                    Inotify.DirectoryEvent(parent.Inode, name, InotifyMask.Create, isDirectory: false);
                 }
                 else
                 {
@@ -255,6 +256,7 @@ internal sealed partial class VirtualFileSystem
             var inherited = (attributes.Mode & FileMode.SetGid) != 0 ? FileMode.SetGid : 0;
             var inode = parent.Inode.CreateDirectory(name, FileMode.Directory | inherited | (mode & ~(FileMode)umask & (FileMode.PermissionMask & ~FileMode.SetGid)), NewOwner(context.Credentials, attributes));
             CacheChild(parent.Dentry, name, new Dentry(name, parent.Dentry, inode));
+            Inotify.DirectoryEvent(parent.Inode, name, InotifyMask.Create, isDirectory: true);
         }
     }
 
@@ -295,6 +297,7 @@ internal sealed partial class VirtualFileSystem
             Permissions.Check(attributes, context.Credentials, Permissions.Write | Permissions.Execute);
             var inode = parent.Inode.CreateNode(name, type | (mode & ~(FileMode)umask & FileMode.PermissionMask), device, NewOwner(context.Credentials, attributes));
             CacheChild(parent.Dentry, name, new Dentry(name, parent.Dentry, inode));
+            Inotify.DirectoryEvent(parent.Inode, name, InotifyMask.Create, isDirectory: false);
         }
     }
 
@@ -324,6 +327,7 @@ internal sealed partial class VirtualFileSystem
             Permissions.Check(attributes, context.Credentials, Permissions.Write | Permissions.Execute);
             var inode = parent.Inode.CreateSymlink(name, target, NewOwner(context.Credentials, attributes));
             CacheChild(parent.Dentry, name, new Dentry(name, parent.Dentry, inode));
+            Inotify.DirectoryEvent(parent.Inode, name, InotifyMask.Create, isDirectory: false);
         }
     }
 
@@ -362,6 +366,18 @@ internal sealed partial class VirtualFileSystem
             parent.Inode.Unlink(name);
             child.Deleted = true;
             Uncache(parent.Dentry, name);
+            if (Inotify.Active)
+            {
+                // As Linux: the link count changed (IN_ATTRIB), with the last link the file itself
+                // went (IN_DELETE_SELF, then IN_IGNORED), and then the name (IN_DELETE).
+                Inotify.SelfEvent(child.Inode, InotifyMask.Attrib);
+                if (child.Inode.GetAttributes().Links == 0)
+                {
+                    Inotify.SelfEvent(child.Inode, InotifyMask.DeleteSelf);
+                }
+
+                Inotify.DirectoryEvent(parent.Inode, name, InotifyMask.Delete, isDirectory: false);
+            }
         }
     }
 
@@ -400,6 +416,11 @@ internal sealed partial class VirtualFileSystem
             parent.Inode.RemoveDirectory(name);
             child.Deleted = true;
             Uncache(parent.Dentry, name);
+            if (Inotify.Active)
+            {
+                Inotify.SelfEvent(child.Inode, InotifyMask.DeleteSelf);
+                Inotify.DirectoryEvent(parent.Inode, name, InotifyMask.Delete, isDirectory: true);
+            }
         }
     }
 
@@ -440,6 +461,8 @@ internal sealed partial class VirtualFileSystem
 
             parent.Inode.Link(name, existing.Inode);
             CacheChild(parent.Dentry, name, new Dentry(name, parent.Dentry, existing.Inode));
+            Inotify.SelfEvent(existing.Inode, InotifyMask.Attrib);
+            Inotify.DirectoryEvent(parent.Inode, name, InotifyMask.Create, isDirectory: false);
         }
     }
 
@@ -550,7 +573,39 @@ internal sealed partial class VirtualFileSystem
 
             source.MoveTo(newParent.Dentry, newName);
             CacheChild(newParent.Dentry, newName, source);
+            if (Inotify.Active)
+            {
+                NotifyRename(oldParent.Inode, oldName, newParent.Inode, newName, source.Inode, sourceIsDirectory, target?.Inode, flags);
+            }
         }
+    }
+
+    // Linux's fsnotify_move: IN_MOVED_FROM and IN_MOVED_TO sharing a cookie, IN_ATTRIB for a
+    // replaced target (and IN_DELETE_SELF when that was its last link), IN_MOVE_SELF for the source.
+    private void NotifyRename(IInode oldParent, string oldName, IInode newParent, string newName, IInode source, bool sourceIsDirectory, IInode? target, RenameFlags flags)
+    {
+        bool exchange = (flags & RenameFlags.Exchange) != 0 && target is not null;
+        uint cookie = Inotify.NextCookie();
+        Inotify.DirectoryEvent(oldParent, oldName, InotifyMask.MovedFrom, sourceIsDirectory, cookie);
+        Inotify.DirectoryEvent(newParent, newName, InotifyMask.MovedTo, sourceIsDirectory, cookie);
+        if (exchange)
+        {
+            bool targetIsDirectory = target!.GetAttributes().Mode.IsDirectory();
+            uint second = Inotify.NextCookie();
+            Inotify.DirectoryEvent(newParent, newName, InotifyMask.MovedFrom, targetIsDirectory, second);
+            Inotify.DirectoryEvent(oldParent, oldName, InotifyMask.MovedTo, targetIsDirectory, second);
+            Inotify.SelfEvent(target, InotifyMask.MoveSelf);
+        }
+        else if (target is not null)
+        {
+            Inotify.SelfEvent(target, InotifyMask.Attrib);
+            if (target.GetAttributes().Links == 0 || target.GetAttributes().Mode.IsDirectory())
+            {
+                Inotify.SelfEvent(target, InotifyMask.DeleteSelf);
+            }
+        }
+
+        Inotify.SelfEvent(source, InotifyMask.MoveSelf);
     }
 
     /// <summary>EROFS for changes on a read-only mount.</summary>

@@ -9,7 +9,24 @@ namespace AppKernel.Sentry.Vfs;
 /// <param name="Root">The task's root: absolute paths start here and ".." stops here.</param>
 /// <param name="Start">Where relative paths start (cwd or a dirfd).</param>
 /// <param name="Task">The task, for procfs magic links; null for the Sentry's own lookups.</param>
-internal readonly record struct PathContext(Credentials Credentials, VfsPath Root, VfsPath Start, KernelTask? Task);
+internal readonly record struct PathContext(Credentials Credentials, VfsPath Root, VfsPath Start, KernelTask? Task)
+{
+    /// <summary>openat2's RESOLVE_* restrictions (none for every other lookup).</summary>
+    public ResolveFlags Flags { get; init; }
+}
+
+/// <summary>openat2's RESOLVE_* bits.</summary>
+[Flags]
+internal enum ResolveFlags : ulong
+{
+    None = 0,
+    NoCrossDevice = 1,
+    NoMagicLinks = 2,
+    NoSymlinks = 4,
+    Beneath = 8,
+    InRoot = 0x10,
+    Cached = 0x20,
+}
 
 /// <summary>The outcome of a path walk: a path, or (through a procfs magic link) an open description with no path.</summary>
 internal readonly record struct Resolution(VfsPath Path, FileDescription? Description)
@@ -33,6 +50,9 @@ internal sealed partial class VirtualFileSystem
 
     /// <summary>Serialises namespace changes (create, unlink, rename, link, mount) so they compose atomically.</summary>
     public object NamespaceLock { get; } = new();
+
+    /// <summary>The sandbox's inotify watches, told of every change made through the VFS.</summary>
+    public InotifyRegistry Inotify { get; } = new();
 
     public Mount RootMount => root ?? throw new InvalidOperationException("no root filesystem mounted");
 
@@ -129,6 +149,11 @@ internal sealed partial class VirtualFileSystem
             throw ErrnoException.Of(Errno.ENAMETOOLONG);
         }
 
+        if (path[0] == '/' && (context.Flags & ResolveFlags.Beneath) != 0)
+        {
+            throw ErrnoException.Of(Errno.EXDEV);
+        }
+
         string trimmed = path.TrimEnd('/');
         bool trailingSlash = trimmed.Length != path.Length;
         if (trimmed.Length == 0)
@@ -176,6 +201,12 @@ internal sealed partial class VirtualFileSystem
 
     private Resolution Walk(in PathContext context, VfsPath start, string path, bool followFinal, ref int symlinks)
     {
+        if (path[0] == '/' && (context.Flags & ResolveFlags.Beneath) != 0)
+        {
+            // RESOLVE_BENEATH: an absolute path (or absolute symlink) leaves the starting point.
+            throw ErrnoException.Of(Errno.EXDEV);
+        }
+
         var current = start;
         bool trailingSlash = path[^1] == '/';
         int position = 0;
@@ -221,6 +252,23 @@ internal sealed partial class VirtualFileSystem
 
             if (component == "..")
             {
+                if (context.Flags != 0)
+                {
+                    if (current == context.Root && (context.Flags & ResolveFlags.Beneath) != 0)
+                    {
+                        throw ErrnoException.Of(Errno.EXDEV);
+                    }
+
+                    var parent = ParentOf(current, context.Root);
+                    if (parent.Mount != current.Mount && (context.Flags & ResolveFlags.NoCrossDevice) != 0)
+                    {
+                        throw ErrnoException.Of(Errno.EXDEV);
+                    }
+
+                    current = parent;
+                    continue;
+                }
+
                 current = ParentOf(current, context.Root);
                 continue;
             }
@@ -232,6 +280,11 @@ internal sealed partial class VirtualFileSystem
 
             var child = LookupChild(current.Dentry, component) ?? throw ErrnoException.Of(Errno.ENOENT);
             var next = CrossMounts(new VfsPath(current.Mount, child));
+            if ((context.Flags & ResolveFlags.NoCrossDevice) != 0 && next.Mount != current.Mount)
+            {
+                throw ErrnoException.Of(Errno.EXDEV);
+            }
+
             var mode = next.Inode.GetAttributes().Mode;
             if (mode.IsSymlink() && (!last || followFinal || trailingSlash))
             {
@@ -240,9 +293,30 @@ internal sealed partial class VirtualFileSystem
                     throw ErrnoException.Of(Errno.ELOOP);
                 }
 
+                if ((context.Flags & ResolveFlags.NoSymlinks) != 0)
+                {
+                    throw ErrnoException.Of(Errno.ELOOP);
+                }
+
                 if (next.Inode is IMagicLink magic && context.Task is { } task)
                 {
+                    if ((context.Flags & ResolveFlags.NoMagicLinks) != 0)
+                    {
+                        throw ErrnoException.Of(Errno.ELOOP);
+                    }
+
+                    if ((context.Flags & (ResolveFlags.Beneath | ResolveFlags.InRoot)) != 0)
+                    {
+                        // Linux: jumping through a magic link is not safe for scoped lookups.
+                        throw ErrnoException.Of(Errno.EXDEV);
+                    }
+
                     var target = magic.Resolve(task);
+                    if ((context.Flags & ResolveFlags.NoCrossDevice) != 0 && target.Path is { } jumped && jumped.Mount != current.Mount)
+                    {
+                        throw ErrnoException.Of(Errno.EXDEV);
+                    }
+
                     if (target.Path is { } targetPath)
                     {
                         current = targetPath;
@@ -261,6 +335,11 @@ internal sealed partial class VirtualFileSystem
                 if (linkTarget.Length == 0)
                 {
                     throw ErrnoException.Of(Errno.ENOENT);
+                }
+
+                if (linkTarget[0] == '/' && (context.Flags & ResolveFlags.NoCrossDevice) != 0 && current.Mount != context.Root.Mount)
+                {
+                    throw ErrnoException.Of(Errno.EXDEV);
                 }
 
                 var resolved = Walk(context, linkTarget[0] == '/' ? context.Root : current, linkTarget, followFinal: true, ref symlinks);

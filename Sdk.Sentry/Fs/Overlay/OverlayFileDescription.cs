@@ -57,6 +57,8 @@ internal sealed class OverlayFileDescription(OverlayInode node, IFileOperations 
 
     public void Sync() => Current.Sync();
 
+    public void Allocate(int mode, long offset, long length) => Current.Allocate(mode, offset, length);
+
     public void Release()
     {
         IFileOperations first, second;

@@ -49,6 +49,30 @@ internal sealed class PageTable
         Count++;
     }
 
+    /// <summary>Removes page <paramref name="index"/>; returns its offset, or -1 for a hole.</summary>
+    public long Remove(long index)
+    {
+        long key = index >> ChunkShift;
+        var chunk = Find(key);
+        if (chunk is null || chunk.Slots[index & ChunkMask] == 0)
+        {
+            return -1;
+        }
+
+        long offset = chunk.Slots[index & ChunkMask] - 1;
+        chunk.Slots[index & ChunkMask] = 0;
+        chunk.Used--;
+        Count--;
+        if (chunk.Used == 0)
+        {
+            chunks.Remove(key);
+            lastChunk = null;
+            lastKey = -1;
+        }
+
+        return offset;
+    }
+
     /// <summary>Removes every page at or past <paramref name="firstIndex"/>, adding their offsets to <paramref name="removed"/>.</summary>
     public void RemoveFrom(long firstIndex, List<long> removed)
     {

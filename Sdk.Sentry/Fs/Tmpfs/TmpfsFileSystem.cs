@@ -111,6 +111,15 @@ public sealed class TmpfsFileSystem : IFileSystem
         }
     }
 
+    /// <summary>A regular file with no name and no links (memfd_create): it lives while open or mapped.</summary>
+    internal TmpfsRegularFile CreateAnonymousFile(FileMode mode, FileOwner owner)
+    {
+        ReserveInode();
+        var file = new TmpfsRegularFile(this, FileMode.Regular | (mode & FileMode.PermissionMask), owner);
+        file.Links = 0;
+        return file;
+    }
+
     internal ulong NextIno() => (ulong)Interlocked.Increment(ref nextIno);
 
     /// <summary>Counts a new inode; ENOSPC past nr_inodes.</summary>

@@ -22,6 +22,51 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
     /// <summary>An unnamed (O_TMPFILE) file that may still be given a name; guarded by <see cref="TmpfsInode.Lock"/>.</summary>
     internal bool Linkable;
 
+    /// <summary>F_SEAL_* bits (memfd sealing); every other tmpfs file starts with F_SEAL_SEAL alone, as Linux's shmem.</summary>
+    internal const int SealSeal = 1, SealShrink = 2, SealGrow = 4, SealWrite = 8, SealFutureWrite = 0x10, SealExec = 0x20;
+
+    private int seals = SealSeal;
+
+    /// <summary>The file's seals (F_GET_SEALS).</summary>
+    internal int Seals
+    {
+        get
+        {
+            lock (Lock)
+            {
+                return seals;
+            }
+        }
+    }
+
+    /// <summary>memfd_create with MFD_ALLOW_SEALING starts with no seals (or F_SEAL_EXEC for MFD_NOEXEC_SEAL).</summary>
+    internal void InitialSeals(int value)
+    {
+        lock (Lock)
+        {
+            seals = value;
+        }
+    }
+
+    /// <summary>F_ADD_SEALS: EPERM once F_SEAL_SEAL is set; F_SEAL_EXEC on an executable file implies the write seals.</summary>
+    internal void AddSeals(int added)
+    {
+        lock (Lock)
+        {
+            if ((seals & SealSeal) != 0)
+            {
+                throw ErrnoException.Of(Errno.EPERM);
+            }
+
+            if ((added & SealExec) != 0 && ((int)Mode & 0x49) != 0)
+            {
+                added |= SealShrink | SealGrow | SealWrite | SealFutureWrite;
+            }
+
+            seals |= added;
+        }
+    }
+
     public TmpfsRegularFile(TmpfsFileSystem fs, FileMode mode, FileOwner owner)
         : base(fs, mode, owner, links: 1)
     {
@@ -43,6 +88,11 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
         {
             if ((update.Mask & AttributeMask.Size) != 0)
             {
+                if ((update.Size < size && (seals & SealShrink) != 0) || (update.Size > size && (seals & SealGrow) != 0))
+                {
+                    throw ErrnoException.Of(Errno.EPERM);
+                }
+
                 TruncateLocked(update.Size);
                 var now = Timespec.Now;
                 ModifyTime = ChangeTime = now;
@@ -129,6 +179,11 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
                 return 0;
             }
 
+            if ((seals & (SealWrite | SealFutureWrite)) != 0 || ((seals & SealGrow) != 0 && position + buffer.Length > size))
+            {
+                throw ErrnoException.Of(Errno.EPERM);
+            }
+
             if (position >= TmpfsFileSystem.MaxFileSize)
             {
                 throw ErrnoException.Of(Errno.EFBIG);
@@ -175,6 +230,128 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
             ModifyTime = ChangeTime = Timespec.Now;
             offset = position + done;
             return done;
+        }
+    }
+
+    /// <summary>
+    /// fallocate: mode 0 and FALLOC_FL_KEEP_SIZE allocate the pages of the range (ENOSPC, with
+    /// nothing kept, when the size limit has no room); FALLOC_FL_PUNCH_HOLE|KEEP_SIZE frees the
+    /// whole pages of the range and zeroes the partial ones. Other modes give EOPNOTSUPP, as shmem.
+    /// </summary>
+    internal void Allocate(int mode, long offset, long length)
+    {
+        const int KeepSize = 1, PunchHole = 2;
+        if ((mode & ~(KeepSize | PunchHole)) != 0)
+        {
+            throw ErrnoException.Of(Errno.EOPNOTSUPP);
+        }
+
+        long end = offset + length;
+        lock (Lock)
+        {
+            if ((mode & PunchHole) != 0 ? (seals & (SealWrite | SealFutureWrite)) != 0 : end > size && (seals & SealGrow) != 0)
+            {
+                throw ErrnoException.Of(Errno.EPERM);
+            }
+
+            if ((mode & PunchHole) != 0)
+            {
+                PunchLocked(offset, Math.Min(end, size));
+                ModifyTime = ChangeTime = Timespec.Now;
+                return;
+            }
+
+            long firstIndex = offset >> PageShift;
+            long lastIndex = (end - 1) >> PageShift;
+            var added = new List<long>();
+            for (long index = firstIndex; index <= lastIndex; index++)
+            {
+                if (pages.Get(index) >= 0)
+                {
+                    continue;
+                }
+
+                long run = 1;
+                while (index + run <= lastIndex && run < 512 && pages.Get(index + run) < 0)
+                {
+                    run++;
+                }
+
+                if (AllocateRunLocked(index, lastIndex) < 0)
+                {
+                    // As shmem: a failed allocation keeps none of the pages it added.
+                    var freed = new List<long>();
+                    foreach (long i in added)
+                    {
+                        freed.Add(pages.Remove(i));
+                    }
+
+                    Fs.FreePages(freed);
+                    throw ErrnoException.Of(Errno.ENOSPC);
+                }
+
+                // The run's holes now filled were added by this call.
+                long k = 0;
+                while (k < run && pages.Get(index + k) >= 0)
+                {
+                    added.Add(index + k);
+                    k++;
+                }
+
+                index += k - 1;
+            }
+
+            if ((mode & KeepSize) == 0 && end > size)
+            {
+                ZeroTailLocked(size);
+                size = end;
+            }
+
+            ChangeTime = Timespec.Now;
+        }
+    }
+
+    // Frees the whole pages in [start, end) and zeroes the partial pages at its edges.
+    private void PunchLocked(long start, long end)
+    {
+        if (start >= end)
+        {
+            return;
+        }
+
+        long firstWhole = PagesFor(start);
+        long endWhole = end >> PageShift;
+        ZeroLocked(start, Math.Min(end, firstWhole << PageShift));
+        if (endWhole > firstWhole)
+        {
+            var freed = new List<long>();
+            for (long index = firstWhole; index < endWhole; index++)
+            {
+                long page = pages.Remove(index);
+                if (page >= 0)
+                {
+                    freed.Add(page);
+                }
+            }
+
+            Fs.FreePages(freed);
+            ZeroLocked(Math.Max(start, endWhole << PageShift), end);
+        }
+    }
+
+    private void ZeroLocked(long start, long end)
+    {
+        while (start < end)
+        {
+            int inPage = (int)(start & (PageSize - 1));
+            int chunk = (int)Math.Min(PageSize - inPage, end - start);
+            long page = pages.Get(start >> PageShift);
+            if (page >= 0)
+            {
+                Fs.Memory.GetSpan(page + inPage, chunk).Clear();
+            }
+
+            start += chunk;
         }
     }
 
@@ -368,6 +545,9 @@ internal sealed class TmpfsFileDescription(TmpfsRegularFile file, OpenFlags flag
 {
     private int released;
 
+    /// <summary>The file (seals are kept there).</summary>
+    public TmpfsRegularFile File => file;
+
     public IInode? Inode => file;
 
     public IMappable? Mappable => file;
@@ -393,6 +573,8 @@ internal sealed class TmpfsFileDescription(TmpfsRegularFile file, OpenFlags flag
 
         return file.Write(buffer, ref offset, append);
     }
+
+    public void Allocate(int mode, long offset, long length) => file.Allocate(mode, offset, length);
 
     public void Release()
     {
