@@ -65,6 +65,7 @@ internal sealed class Sandbox : ISandbox
             platform.EnsureAvailable();
             fileSystems.MountRoot(options, vfs, memory);
             var kernel = new Kernel.Kernel(options, id, platform, memory, services.Dispatcher, vfs, loggerFactory);
+            kernel.Network = new Net.Network(services.NetworkStacks.Select(r => r.Factory(services.Services)).ToArray());
             fileSystems.MountStandard(kernel, options, services, logger);
             return new Sandbox(options, kernel, fileSystems, memory, logger);
         }

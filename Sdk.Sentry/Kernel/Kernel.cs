@@ -110,6 +110,9 @@ internal sealed class Kernel : IDisposable
 
     public PidNamespace Pids { get; } = new();
 
+    /// <summary>The sandbox's sockets: the Unix namespace, the loopback stack, plugin stacks.</summary>
+    public Net.Network Network { get; set; } = new([]);
+
     public FutexTable Futexes { get; } = new();
 
     public HostPoller Poller { get; }
