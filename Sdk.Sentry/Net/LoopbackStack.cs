@@ -191,8 +191,8 @@ internal sealed class LoopbackStack : SocketNamespace
 
         if (socket.ReuseAddress && other.ReuseAddress)
         {
-            bool tcp = socket.Type == SOCK_STREAM;
-            return tcp && (other.IsListening || listening);
+            // SO_REUSEADDR shares a TCP port unless the other socket listens.
+            return socket.Type == SOCK_STREAM && other.IsListening;
         }
 
         return true;

@@ -26,6 +26,7 @@ internal sealed class StreamSocket : SentrySocket
     private bool sndShutdown;
     private bool peerGone;
     private bool resetSent;
+    private bool connectReported;
     private bool released;
     private SocketCredentials listenCredentials;
 
@@ -191,6 +192,13 @@ internal sealed class StreamSocket : SentrySocket
 
             if (connected)
             {
+                if (!connectReported && Tcp)
+                {
+                    // The first connect after EINPROGRESS reports the outcome: success.
+                    connectReported = true;
+                    return;
+                }
+
                 throw ErrnoException.Of(Errno.EISCONN);
             }
         }
@@ -258,6 +266,7 @@ internal sealed class StreamSocket : SentrySocket
             };
             server.LocalAddress = Namespace.AcceptedLocal(listener, destination);
             server.connected = connected = true;
+            server.connectReported = true;
             server.peer = this;
             peer = server;
             server.peerAddress = Namespace.ForReceiver(server, LocalAddress ?? Namespace.Unnamed(this));
@@ -274,6 +283,7 @@ internal sealed class StreamSocket : SentrySocket
             throw ErrnoException.Of(Errno.EINPROGRESS);
         }
 
+        connectReported = true;
         return;
 
     refused:

@@ -502,10 +502,6 @@ internal static class SocketSyscalls
         var iov = ReadIovecs(t, iovAddress, iovCount);
         byte[] address = name == 0 ? [] : ReadAddress(t, name, nameLength);
         var control = ParseControl(t, socket, controlAddress, controlLength);
-        if (socket.Family == AF_UNIX && control is null)
-        {
-            control = new SocketControl { Credentials = SentrySocket.CurrentCredentials() };
-        }
 
         return SendWithSignal(t, file, socket, iov, address, flags, control);
     }
@@ -762,6 +758,12 @@ internal static class SocketSyscalls
     /// <summary>Sends, turning EPIPE into SIGPIPE unless MSG_NOSIGNAL; releases <paramref name="control"/> if it was not sent.</summary>
     private static long SendWithSignal(KernelTask t, FileDescription file, ISocket socket, LinuxIovec[] iov, byte[] address, int flags, SocketControl? control)
     {
+        if (control is null && socket is SentrySocket { Family: AF_UNIX })
+        {
+            // Every Unix message carries its sender's credentials, for receivers with SO_PASSCRED.
+            control = new SocketControl { Credentials = SentrySocket.CurrentCredentials() };
+        }
+
         try
         {
             return Send(t, file, socket, iov, address, flags, ref control);
