@@ -32,6 +32,18 @@ internal sealed class DatagramSocket : SentrySocket
 
     public override bool IsListening => false;
 
+    /// <summary>The address connect(2) set, or null.</summary>
+    public byte[]? RemoteAddress
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return peerAddress;
+            }
+        }
+    }
+
     /// <summary>Joins two new sockets (socketpair).</summary>
     public static void Pair(DatagramSocket a, DatagramSocket b)
     {
@@ -189,6 +201,11 @@ internal sealed class DatagramSocket : SentrySocket
             {
                 throw ErrnoException.Of(Errno.EMSGSIZE);
             }
+        }
+
+        if (Udp && LocalAddress is null)
+        {
+            Namespace.AutoBind(this, []);
         }
 
         if (!address.IsEmpty)

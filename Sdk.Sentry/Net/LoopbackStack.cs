@@ -297,6 +297,12 @@ internal sealed class LoopbackStack : SocketNamespace
                     continue;
                 }
 
+                if (candidate is DatagramSocket { RemoteAddress: { } remote } && !SameEndpoint(remote, socket.LocalAddress))
+                {
+                    // A connected UDP socket only hears its peer.
+                    continue;
+                }
+
                 var binding = bindings[candidate];
                 if (binding.Local.Address == endpoint.Address)
                 {
@@ -311,6 +317,18 @@ internal sealed class LoopbackStack : SocketNamespace
 
             return wildcard;
         }
+    }
+
+    private static bool SameEndpoint(byte[] remote, byte[]? local)
+    {
+        if (local is null)
+        {
+            return false;
+        }
+
+        var a = FromOwnFamily(remote);
+        var b = FromOwnFamily(local);
+        return a.Port == b.Port && (a.Address == b.Address || b.IsUnspecified);
     }
 
     public override byte[]? AutoBind(SentrySocket socket, byte[] destination)
