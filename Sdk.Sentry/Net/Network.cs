@@ -75,8 +75,13 @@ internal sealed class Network
                     throw ErrnoException.Of(Errno.EPROTONOSUPPORT);
                 }
 
-                // Netlink is not built yet: as a kernel without the family.
-                throw ErrnoException.Of(Errno.EAFNOSUPPORT);
+                if (protocol != NETLINK_ROUTE)
+                {
+                    // Only NETLINK_ROUTE is built: other netlink families are as a kernel without them.
+                    throw ErrnoException.Of(Errno.EPROTONOSUPPORT);
+                }
+
+                return new NetlinkRouteSocket(Unix, type);
             default:
                 throw ErrnoException.Of(Errno.EAFNOSUPPORT);
         }
