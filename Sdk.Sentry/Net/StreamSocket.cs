@@ -163,8 +163,21 @@ internal sealed class StreamSocket : SentrySocket
         Notify(PollEvents.All);
     }
 
+    /// <summary>True unless a listening socket's backlog is full (a connect would wait).</summary>
+    private bool BacklogHasRoom
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return !listening || released || backlog!.Count <= backlogLimit;
+            }
+        }
+    }
+
     public override ISocket Accept()
     {
+        StreamSocket accepted;
         lock (Gate)
         {
             if (!listening)
@@ -177,8 +190,12 @@ internal sealed class StreamSocket : SentrySocket
                 throw ErrnoException.Of(Errno.EAGAIN);
             }
 
-            return backlog.Dequeue();
+            accepted = backlog.Dequeue();
         }
+
+        // Connectors waiting for room in the backlog hear of it.
+        Notify(PollEvents.Out);
+        return accepted;
     }
 
     public override void Connect(ReadOnlySpan<byte> address, bool nonBlocking)
@@ -217,6 +234,12 @@ internal sealed class StreamSocket : SentrySocket
         {
             Refuse();
             throw ErrnoException.Of(Errno.EINPROGRESS);
+        }
+
+        if (!Tcp && !nonBlocking && target is StreamSocket { Type: var targetType } waitOn && targetType == Type)
+        {
+            // A blocking Unix connect waits for room in the listener's backlog (unix_wait_for_peer).
+            Kernel.KernelTask.Current?.WaitUntil(waitOn.Waiters, PollEvents.All, () => waitOn.BacklogHasRoom);
         }
 
         StreamSocket server;
