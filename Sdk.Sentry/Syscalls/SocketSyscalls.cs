@@ -28,7 +28,7 @@ internal static class SocketSyscalls
     private const int MmsgHdrSize = 64;
     private const int CmsgHeader = 16;
 
-    [Syscall(41)]
+    [Syscall(41, SupportLevel.Partial, Note = "AF_UNIX stream/dgram/seqpacket; AF_INET/AF_INET6 TCP and UDP on the sandbox's own loopback (network mode none); AF_NETLINK NETLINK_ROUTE answering link/address dumps of lo; raw and packet sockets EPERM, ping sockets EACCES, other netlink protocols EPROTONOSUPPORT, other families EAFNOSUPPORT")]
     public static SyscallResult Socket(ISyscallContext c)
     {
         var t = c.Task();
@@ -382,7 +382,7 @@ internal static class SocketSyscalls
         return SyscallResult.Ok(n);
     }
 
-    [Syscall(46)]
+    [Syscall(46, SupportLevel.Partial, Note = "SCM_RIGHTS and SCM_CREDENTIALS on Unix sockets; other SOL_SOCKET control messages EINVAL, other levels ignored; MSG_OOB is EOPNOTSUPP")]
     public static SyscallResult Sendmsg(ISyscallContext c)
     {
         var t = c.Task();
@@ -391,7 +391,7 @@ internal static class SocketSyscalls
         return SyscallResult.Ok(SendMessage(t, file, socket, a.A1, (int)a.A2));
     }
 
-    [Syscall(47)]
+    [Syscall(47, SupportLevel.Partial, Note = "SCM_RIGHTS, SCM_CREDENTIALS (SO_PASSCRED), MSG_CTRUNC, MSG_CMSG_CLOEXEC; MSG_PEEK does not duplicate passed fds; MSG_OOB is EOPNOTSUPP/EINVAL; MSG_ERRQUEUE finds nothing")]
     public static SyscallResult Recvmsg(ISyscallContext c)
     {
         var t = c.Task();

@@ -111,4 +111,14 @@ public sealed class NetworkTests
         Assert.AreEqual(0, run.Status, run.Error);
         Assert.IsFalse(host.Pending(), "a connection reached the host");
     }
+
+    [TestMethod]
+    public async Task HostModeIsNotBuiltYetAndSaysSo()
+    {
+        var error = await Assert.ThrowsExactlyAsync<SandboxConfigurationException>(async () =>
+        {
+            await using var sandbox = await Sandboxes.Factory.CreateAsync(o => o.Network = NetworkMode.Host);
+        });
+        StringAssert.Contains(error.Message, "NetworkMode.Host is not built yet");
+    }
 }
