@@ -67,6 +67,18 @@ internal sealed class StreamSocket : SentrySocket
         }
     }
 
+    /// <summary>The peer's address while connected (for /proc/net), or null.</summary>
+    public byte[]? RemoteAddress
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return connected ? peerAddress : null;
+            }
+        }
+    }
+
     public override PollEvents Poll(PollEvents mask)
     {
         PollEvents ready = 0;

@@ -480,6 +480,23 @@ internal static class SocketSyscalls
     /// <summary>read/readv on a socket: recvmsg with no flags.</summary>
     public static long Read(KernelTask t, FileDescription file, LinuxIovec[] iov)
     {
+        if (!file.CanRead)
+        {
+            throw ErrnoException.Of(Errno.EBADF);
+        }
+
+        long requested = 0;
+        foreach (var v in iov)
+        {
+            requested += (long)v.Length;
+        }
+
+        if (requested == 0)
+        {
+            // sock_read_iter: a zero-length read returns at once.
+            return 0;
+        }
+
         long n = Receive(t, file, (ISocket)file.Operations, iov, 0, out _, out var control, out _);
         control?.Release();
         return n;
@@ -894,6 +911,12 @@ internal static class SocketSyscalls
 
         total = Math.Min(total, FileIo.MaxTransfer);
         bool stream = socket.Type == SOCK_STREAM;
+        if (total == 0 && stream && socket.Family != AF_UNIX && socket is not SentrySocket { IsListening: true })
+        {
+            // tcp_recvmsg copies nothing and does not wait for a zero-length read.
+            return 0;
+        }
+
         bool nonBlocking = file.NonBlocking || (flags & MSG_DONTWAIT) != 0;
         bool waitAll = stream && (flags & MSG_WAITALL) != 0 && (flags & MSG_PEEK) == 0 && !nonBlocking;
         long deadline = Deadline((socket as SentrySocket)?.ReceiveTimeout ?? 0);

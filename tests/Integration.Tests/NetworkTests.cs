@@ -121,4 +121,33 @@ public sealed class NetworkTests
         });
         StringAssert.Contains(error.Message, "NetworkMode.Host is not built yet");
     }
+
+    private const string ProcNet = """
+        import socket, os
+        l = socket.socket(); l.bind(("127.0.0.1", 8080)); l.listen()
+        u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("::1", 5353))
+        x = socket.socket(socket.AF_UNIX); x.bind("/tmp/x.sock"); x.listen()
+        tcp = open("/proc/net/tcp").read().splitlines()
+        print([" ".join(line.split()[1:4]) for line in tcp[1:]])
+        udp6 = open("/proc/net/udp6").read().splitlines()
+        print([" ".join(line.split()[1:4]) for line in udp6[1:]])
+        unix = open("/proc/net/unix").read().splitlines()
+        print([" ".join(line.split()[3:6] + line.split()[7:]) for line in unix[1:]])
+        print(os.readlink("/proc/net"), socket.if_nameindex())
+        """;
+
+    [TestMethod]
+    [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
+    public async Task ProcNetShowsTheSandboxStack(string platform)
+    {
+        var run = await Sandboxes.Run(platform, Python(), ["-c", ProcNet]);
+        Assert.AreEqual(
+            "['0100007F:1F90 00000000:0000 0A']\n" +
+            "['00000000000000000000000001000000:14E9 00000000000000000000000000000000:0000 07']\n" +
+            "['00010000 0001 01 /tmp/x.sock']\n" +
+            "self/net [(1, 'lo')]\n",
+            run.Text,
+            run.Error);
+        Assert.AreEqual(0, run.Status, run.Error);
+    }
 }
