@@ -80,6 +80,8 @@ row "fork+exec+wait (us)" value "$here/$out/forkexec" 50
 row "pthread create+join (us)" value "$here/$out/threadjoin" 200
 row "pipe throughput (MiB/s)" value "$here/$out/pipethroughput" 256
 row "futex ping-pong (us)" value "$here/$out/futexpingpong" 2000
+row "TCP loopback ping-pong (us)" value "$here/$out/tcploopback" pingpong 2000
+row "TCP loopback stream (MiB/s)" value "$here/$out/tcploopback" stream 256
 row "sh loop of 200 /bin/true (ms)" wall /bin/sh -c 'for i in $(seq 200); do /bin/true; done' 
 if [ -x "$out/kvm-exit-floor" ]; then
   printf "%-28s%18s\n" "bare KVM exit (ns)" "$(for _ in $(seq "$runs"); do "$out/kvm-exit-floor" 20000; done | median)"

@@ -114,6 +114,9 @@ internal sealed class Kernel : IDisposable
 
     public PidNamespace Pids { get; } = new();
 
+    /// <summary>The sandbox's sockets: the Unix namespace, the loopback stack, plugin stacks.</summary>
+    public Net.Network Network { get; set; } = new([]);
+
     public FutexTable Futexes { get; } = new();
 
     /// <summary>The tmpfs instance memfd_create's files live in (made on first use).</summary>

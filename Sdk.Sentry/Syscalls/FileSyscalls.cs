@@ -304,7 +304,7 @@ internal static class FileSyscalls
         }
     }
 
-    [Syscall(16, SupportLevel.Partial, Note = "generic FIOCLEX/FIONCLEX/FIONBIO/FIOASYNC/FIONREAD; terminals and devices answer their own requests; others give ENOTTY")]
+    [Syscall(16, SupportLevel.Partial, Note = "generic FIOCLEX/FIONCLEX/FIONBIO/FIOASYNC/FIONREAD; terminals and devices answer their own requests; sockets FIONREAD/SIOCINQ/SIOCOUTQ and SIOCGIFCONF/FLAGS/ADDR/NETMASK/INDEX/NAME/MTU/HWADDR for lo; others give ENOTTY")]
     public static SyscallResult Ioctl(ISyscallContext c)
     {
         var t = c.Task();

@@ -16,6 +16,11 @@ internal static class IoSyscalls
         var t = c.Task();
         var a = c.Arguments;
         var file = t.Fds.Get((int)a.A0);
+        if (file.Operations is AppKernel.Networking.ISocket && !file.IsPathOnly)
+        {
+            return SyscallResult.Ok(SocketSyscalls.Read(t, file, [new LinuxIovec { Base = a.A1, Length = a.A2 }]));
+        }
+
         return SyscallResult.Ok(FileIo.Read(t, file, a.A1, (long)Math.Min(a.A2, long.MaxValue), null));
     }
 
@@ -25,6 +30,11 @@ internal static class IoSyscalls
         var t = c.Task();
         var a = c.Arguments;
         var file = t.Fds.Get((int)a.A0);
+        if (file.Operations is AppKernel.Networking.ISocket && !file.IsPathOnly)
+        {
+            return SyscallResult.Ok(SocketSyscalls.Write(t, file, [new LinuxIovec { Base = a.A1, Length = a.A2 }]));
+        }
+
         return SyscallResult.Ok(FileIo.Write(t, file, a.A1, (long)Math.Min(a.A2, long.MaxValue), null));
     }
 
@@ -111,6 +121,12 @@ internal static class IoSyscalls
             {
                 return SyscallResult.Error(Errno.EINVAL);
             }
+        }
+
+        if (file.Operations is AppKernel.Networking.ISocket && !positioned)
+        {
+            // One message across the vectors, as sendmsg/recvmsg.
+            return SyscallResult.Ok(write ? SocketSyscalls.Write(t, file, vectors) : SocketSyscalls.Read(t, file, vectors));
         }
 
         long done = 0;

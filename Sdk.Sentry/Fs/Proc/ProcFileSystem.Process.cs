@@ -37,6 +37,7 @@ internal sealed partial class ProcFileSystem
             yield return ("root", () => new ProcMagicLink(this, Ino(prefix + "/root"), () => PathOf(Task(), Task().Fs.Root), () => new MagicLinkTarget(Task().Fs.Root, null), uid));
             yield return ("fd", () => new ProcDirectory(this, Ino(prefix + "/fd"), () => FdEntries(prefix, Task(), uid), uid));
             yield return ("fdinfo", () => new ProcDirectory(this, Ino(prefix + "/fdinfo"), () => FdInfoEntries(prefix, Task(), uid), uid));
+            yield return ("net", () => NetDirectory(prefix, uid));
             if (thread is null)
             {
                 yield return ("task", () => new ProcDirectory(this, Ino(prefix + "/task"), () =>

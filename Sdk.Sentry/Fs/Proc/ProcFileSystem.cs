@@ -54,6 +54,7 @@ internal sealed partial class ProcFileSystem : IFileSystem
         yield return ("self", () => new ProcSymlink(this, 2, () => Current.Pid.ToString(CultureInfo.InvariantCulture)));
         yield return ("thread-self", () => new ProcSymlink(this, 3, () => $"{Current.Pid}/task/{Current.Tid}"));
         yield return ("mounts", () => new ProcSymlink(this, 4, () => "self/mounts"));
+        yield return ("net", () => new ProcSymlink(this, 5, () => "self/net"));
         yield return ("meminfo", () => new ProcFile(this, Ino("meminfo"), ProcFile.Text(MemInfo)));
         yield return ("cpuinfo", () => new ProcFile(this, Ino("cpuinfo"), ProcFile.Text(() => HostCpuInfo.Value)));
         yield return ("stat", () => new ProcFile(this, Ino("stat"), ProcFile.Text(SystemStat)));
