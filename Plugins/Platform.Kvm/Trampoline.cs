@@ -13,10 +13,12 @@ namespace AppKernel.Platform.Kvm;
 /// <remarks>
 /// <para>Exits: each IDT vector's gate points at its own <c>hlt</c> (4 bytes apart), so the address the
 /// vCPU stops after names the vector; the CPU has pushed the exception frame (and error code) on IST1,
-/// this vCPU's stack, where the Sentry reads it. MSR_LSTAR points at <see cref="Image.SyscallStop"/>, a
-/// <c>hlt</c> in a supervisor-only page: a CPU that enters ring 0 on <c>syscall</c> stops there with
-/// the user's registers intact; a hypervisor that emulates <c>syscall</c> without leaving user mode
-/// faults fetching it, and the Sentry recognises that page fault as the syscall.</para>
+/// this vCPU's stack, where the Sentry reads it. Syscalls: where the hypervisor emulates <c>syscall</c>
+/// without leaving user mode (kvm-pvm), MSR_LSTAR points at the user-accessible <see cref="SyscallPage"/>,
+/// whose <c>out</c> stops the vCPU in user mode and no ring-0 code runs at all; elsewhere it points at
+/// <see cref="Image.SyscallStop"/>, a <c>hlt</c> in a supervisor-only page: a CPU that enters ring 0 on
+/// <c>syscall</c> stops there with the user's registers intact (and a user-mode emulation would fault
+/// fetching it, which the Sentry also recognises as the syscall).</para>
 /// <para>Entries: the Sentry writes an iret frame below the stack top, the program's general registers
 /// through the sync-regs area, and points RIP at <see cref="Image.Return"/> (<c>iretq</c>), or at
 /// <see cref="Image.FlushAndReturn"/>, which reloads CR3 from the vCPU page first (a new address space,

@@ -336,4 +336,39 @@ public sealed class LifecycleTests
             Assert.AreEqual(SwitchReason.Fault, Read(Area).Reason);
         });
     }
+
+    [TestMethod]
+    public void TablesOfManyDisposedSpacesAreRecycledAndWorkInNewSpaces()
+    {
+        using var m = new Machine();
+        var bytes = Machine.Assemble(Machine.Code, ReadThenSyscall);
+        Machine.OnThread(() =>
+        {
+            // Enough spaces (root, PDPT, directory and two leaf tables each) to fill the quarantine more than once.
+            int spaces = (2 * KvmMachine.QuarantineLimit / 5) + 10;
+            for (int i = 0; i < spaces; i++)
+            {
+                var space = m.Platform.CreateAddressSpace(m.Memory);
+                MapProgram(m, space, bytes, (ulong)i);
+                if (i % 97 == 0)
+                {
+                    using var context = m.Platform.CreateExecutionContext(space);
+                    var state = Machine.NewState();
+                    Assert.AreEqual(SwitchReason.Syscall, context.Switch(state).Reason);
+                    Assert.AreEqual((ulong)i, state.Registers.Rax, $"space {i}");
+                }
+
+                space.Dispose();
+            }
+
+            var last = m.Platform.CreateAddressSpace(m.Memory);
+            MapProgram(m, last, bytes, 0xABCD);
+            using var lastContext = m.Platform.CreateExecutionContext(last);
+            var lastState = Machine.NewState();
+            Assert.AreEqual(SwitchReason.Syscall, lastContext.Switch(lastState).Reason);
+            Assert.AreEqual(0xABCDUL, lastState.Registers.Rax);
+            lastContext.Dispose();
+            last.Dispose();
+        });
+    }
 }
