@@ -105,6 +105,61 @@ internal sealed partial class VirtualFileSystem
         }
     }
 
+    /// <summary>
+    /// umount2: detaches the mount whose root <paramref name="target"/> is. EINVAL when it is not a
+    /// mount's root; EBUSY for the root mount, and, unless <paramref name="detach"/>, when mounts sit
+    /// on it or <paramref name="inUse"/> says files, working directories or roots are on it. A lazy
+    /// detach takes the mounts on it along.
+    /// </summary>
+    public void Unmount(VfsPath target, bool detach, Func<Mount, bool> inUse)
+    {
+        var mount = target.Mount;
+        if (target.Dentry != mount.Root)
+        {
+            throw ErrnoException.Of(Errno.EINVAL);
+        }
+
+        lock (mountGate)
+        {
+            if (mount.Parent is null || mount.MountPoint is null)
+            {
+                throw ErrnoException.Of(Errno.EBUSY);
+            }
+
+            var below = new List<Mount>();
+            CollectBelow(mount, below);
+            if (!detach && (below.Count > 0 || inUse(mount)))
+            {
+                throw ErrnoException.Of(Errno.EBUSY);
+            }
+
+            below.Reverse();
+            foreach (var m in below.Append(mount))
+            {
+                mountsByPoint.Remove((m.Parent!, m.MountPoint!));
+                m.MountPoint!.MountCount--;
+                mounts.Remove(m);
+                if (!mounts.Exists(other => ReferenceEquals(other.FileSystem, m.FileSystem)))
+                {
+                    rootDentries.Remove(m.FileSystem);
+                    m.FileSystem.Release();
+                }
+            }
+        }
+    }
+
+    private void CollectBelow(Mount mount, List<Mount> found)
+    {
+        foreach (var child in mounts)
+        {
+            if (child.Parent == mount)
+            {
+                found.Add(child);
+                CollectBelow(child, found);
+            }
+        }
+    }
+
     private Mount NewMount(IFileSystem fileSystem, string source, bool readOnly)
     {
         if (!rootDentries.TryGetValue(fileSystem, out var rootDentry))
