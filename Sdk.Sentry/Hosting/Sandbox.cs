@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using AppKernel.Sentry.Kernel;
 using AppKernel.Sentry.Loader;
 using AppKernel.Sentry.Memory;
@@ -18,6 +19,8 @@ internal sealed class Sandbox : ISandbox
     private readonly ILogger logger;
     private readonly OutputBudget? outputBudget;
     private readonly Timer? wallTimer;
+    private readonly AuditRecorder audit;
+    private readonly List<SandboxProcess> processes = new();
     private int disposed;
 
     private Sandbox(SandboxOptions options, Kernel.Kernel kernel, SandboxFileSystems fileSystems, MemoryFile memory, ILogger logger)
@@ -28,6 +31,13 @@ internal sealed class Sandbox : ISandbox
         this.memory = memory;
         this.logger = logger;
         Id = kernel.Id;
+        // Without AuditEvents the channel exists but stays empty (and completes on dispose).
+        audit = new AuditRecorder(options.AuditEventCapacity, kernel.Dispatcher.Table);
+        if (options.AuditEvents)
+        {
+            kernel.Audit = audit;
+        }
+
         if (options.Limits.OutputBytes is { } output)
         {
             outputBudget = new OutputBudget(output);
@@ -38,12 +48,59 @@ internal sealed class Sandbox : ISandbox
             wallTimer = new Timer(_ =>
             {
                 WallLimitHit = true;
+                kernel.RecordLimit(SandboxLimit.Wall);
                 kernel.KillAll();
             }, null, TimeSpan.FromSeconds(wall), Timeout.InfiniteTimeSpan);
         }
     }
 
     public string Id { get; }
+
+    public ChannelReader<SandboxEvent> Events => audit.Reader;
+
+    public long DroppedEvents => audit.Dropped;
+
+    public SandboxLimit LimitHit
+    {
+        get
+        {
+            // The output budget lives with the host files; it is looked at here.
+            if (outputBudget?.Exceeded == true)
+            {
+                kernel.RecordLimit(SandboxLimit.Output);
+            }
+
+            return kernel.LimitHit;
+        }
+    }
+
+    public ResourceUsage ResourceUsage
+    {
+        get
+        {
+            SandboxProcess[] started;
+            lock (processes)
+            {
+                started = processes.ToArray();
+            }
+
+            var user = TimeSpan.Zero;
+            var system = TimeSpan.Zero;
+            long peak = 0;
+            foreach (var process in started)
+            {
+                var usage = process.SampleUsage();
+                user += usage.UserCpuTime;
+                system += usage.SystemCpuTime;
+                peak = Math.Max(peak, usage.PeakMemoryBytes);
+            }
+
+            return new ResourceUsage(user, system, peak, LimitHit);
+        }
+    }
+
+    public Task WaitForAllExitedAsync(CancellationToken cancellationToken = default) =>
+        kernel.Pids.Groups().Length == 0 ? Task.CompletedTask : kernel.AllExited.WaitAsync(cancellationToken);
 
     public SandboxOptions Options { get; }
 
@@ -147,13 +204,26 @@ internal sealed class Sandbox : ISandbox
             {
                 await started.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
+            catch (OperationCanceledException)
+            {
+                // Cancelled while loading: the process exists; kill it so nothing is left behind.
+                task.Group.BeginExit(ExitStatus.Killed(Abi.Signals.SIGKILL));
+                hostStreams.Dispose();
+                throw;
+            }
             catch
             {
                 hostStreams.Dispose();
                 throw;
             }
 
-            return new SandboxProcess(this, task.Group, hostStreams);
+            var process = new SandboxProcess(this, task.Group, hostStreams);
+            lock (processes)
+            {
+                processes.Add(process);
+            }
+
+            return process;
         }
     }
 
@@ -278,6 +348,18 @@ internal sealed class Sandbox : ISandbox
             }
         }
 
+        SandboxProcess[] started;
+        lock (processes)
+        {
+            started = processes.ToArray();
+        }
+
+        foreach (var process in started)
+        {
+            process.CloseStreams();
+        }
+
+        audit.Complete();
         kernel.Dispose();
         fileSystems.Dispose();
         memory.Dispose();

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using AppKernel.Platform;
+using AppKernel.Sentry.Hosting;
 using AppKernel.Sentry.Kernel.Timers;
 using AppKernel.Sentry.Memory;
 using AppKernel.Sentry.Abi;
@@ -55,6 +56,17 @@ internal sealed class Kernel : IDisposable
     private static readonly TimeSpan MemoryWatchPeriod = TimeSpan.FromMilliseconds(50);
     private readonly Timer? memoryWatch;
     private int oomKills;
+    private int limitHit;
+
+    /// <summary>The first sandbox limit that was hit (<see cref="SandboxLimit.None"/> if none).</summary>
+    public SandboxLimit LimitHit => (SandboxLimit)Volatile.Read(ref limitHit);
+
+    /// <summary>Records that <paramref name="limit"/> was hit; the first one recorded is kept.</summary>
+    public void RecordLimit(SandboxLimit limit) =>
+        Interlocked.CompareExchange(ref limitHit, (int)limit, (int)SandboxLimit.None);
+
+    /// <summary>The sandbox's audit event recorder, when <see cref="SandboxOptions.AuditEvents"/> is on.</summary>
+    public AuditRecorder? Audit { get; set; }
 
     /// <summary>How many processes the sandbox's own OOM killer ended.</summary>
     public int OomKills => Volatile.Read(ref oomKills);
@@ -92,6 +104,7 @@ internal sealed class Kernel : IDisposable
         }
 
         Interlocked.Increment(ref oomKills);
+        RecordLimit(SandboxLimit.Memory);
         Log.LogOomKill(victim.Pid, victim.Leader?.Name ?? "", MemoryFile.ResidentBytes, Options.Limits.MemoryBytes ?? 0);
         victim.BeginExit(ExitStatus.Killed(Signals.SIGKILL));
     }
@@ -156,13 +169,27 @@ internal sealed class Kernel : IDisposable
         }
     }
 
+    /// <summary>A pid or tid; EAGAIN at the sandbox's task limit (recorded as <see cref="SandboxLimit.Tasks"/>).</summary>
+    private int AllocatePid(int maxTasks)
+    {
+        try
+        {
+            return Pids.Allocate(maxTasks);
+        }
+        catch (ErrnoException) when (Options.Limits.Tasks is not null)
+        {
+            RecordLimit(SandboxLimit.Tasks);
+            throw;
+        }
+    }
+
     /// <summary>Creates a process with one task; the caller starts it with the work its host thread does first.</summary>
     public KernelTask CreateProcess(ThreadGroup? parent, FdTable fds, FsContext fs, Credentials credentials, SignalHandlers handlers, ResourceLimits limits)
     {
         int maxTasks = Options.Limits.Tasks ?? PidNamespace.PidMax;
         lock (Pids.Gate)
         {
-            int pid = Pids.Allocate(maxTasks);
+            int pid = AllocatePid(maxTasks);
             var group = new ThreadGroup(this, pid, parent, handlers, limits);
             var task = new KernelTask(this, group, pid, fds, fs, credentials);
             group.Leader = task;
@@ -181,7 +208,7 @@ internal sealed class Kernel : IDisposable
         int maxTasks = Options.Limits.Tasks ?? PidNamespace.PidMax;
         lock (Pids.Gate)
         {
-            int tid = Pids.Allocate(maxTasks);
+            int tid = AllocatePid(maxTasks);
             var task = new KernelTask(this, group, tid, fds, fs, credentials);
             group.AddTask(task);
             Pids.AddTask(task);
