@@ -12,7 +12,7 @@ public enum SandboxLimit
     /// <summary><see cref="SandboxLimits.CpuSeconds"/>: the programs' CPU time reached the limit (SIGXCPU, then SIGKILL).</summary>
     Cpu,
 
-    /// <summary><see cref="SandboxLimits.MemoryBytes"/>: the sandbox's OOM killer ended a process.</summary>
+    /// <summary><see cref="SandboxLimits.MemoryBytes"/>: an allocation failed with ENOMEM at the limit, or the sandbox's OOM killer ended a process.</summary>
     Memory,
 
     /// <summary><see cref="SandboxLimits.OutputBytes"/>: a write to stdout or stderr failed with EFBIG.</summary>

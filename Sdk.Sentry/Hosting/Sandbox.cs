@@ -19,6 +19,8 @@ internal sealed class Sandbox : ISandbox
     private readonly ILogger logger;
     private readonly OutputBudget? outputBudget;
     private readonly Timer? wallTimer;
+    private static readonly TimeSpan PeakSamplePeriod = TimeSpan.FromMilliseconds(25);
+    private readonly Timer peakSampler;
     private readonly AuditRecorder audit;
     private readonly List<SandboxProcess> processes = new();
     private int disposed;
@@ -42,6 +44,16 @@ internal sealed class Sandbox : ISandbox
         {
             outputBudget = new OutputBudget(output);
         }
+
+        // ru_maxrss is the largest resident size a process reached: besides exit and exec, look
+        // at every process often, so memory a program frees before it ends still counts.
+        peakSampler = new Timer(_ =>
+        {
+            foreach (var group in kernel.Pids.Groups())
+            {
+                _ = group.Timers.MaxResidentBytes;
+            }
+        }, null, PeakSamplePeriod, PeakSamplePeriod);
 
         if (options.Limits.WallSeconds is { } wall)
         {
@@ -122,6 +134,7 @@ internal sealed class Sandbox : ISandbox
             platform.EnsureAvailable();
             fileSystems.MountRoot(options, vfs, memory);
             var kernel = new Kernel.Kernel(options, id, platform, memory, services.Dispatcher, vfs, loggerFactory);
+            memory.LimitReached = () => kernel.RecordLimit(SandboxLimit.Memory);
             fileSystems.MountStandard(kernel, options, services, logger);
             return new Sandbox(options, kernel, fileSystems, memory, logger);
         }
@@ -335,6 +348,7 @@ internal sealed class Sandbox : ISandbox
         }
 
         wallTimer?.Dispose();
+        peakSampler.Dispose();
         kernel.KillAll();
         if (kernel.Pids.Groups().Length > 0)
         {
@@ -344,7 +358,11 @@ internal sealed class Sandbox : ISandbox
             }
             catch (TimeoutException)
             {
-                logger.LogError("sandbox {Id}: processes did not exit within 10 s of SIGKILL", Id);
+                // Freeing the memory file and the Gofer under running tasks would crash the host
+                // process; leaving them to the tasks (and the garbage collector) is the lesser evil.
+                logger.LogError("sandbox {Id}: processes did not exit within 10 s of SIGKILL; its resources are left to them", Id);
+                audit.Complete();
+                return;
             }
         }
 

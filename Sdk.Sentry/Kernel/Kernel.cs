@@ -189,6 +189,12 @@ internal sealed class Kernel : IDisposable
         int maxTasks = Options.Limits.Tasks ?? PidNamespace.PidMax;
         lock (Pids.Gate)
         {
+            // A process being killed (or exiting) makes no children: KillAll relies on it.
+            if (parent is { Exiting: true })
+            {
+                throw ErrnoException.Of(Errno.EAGAIN);
+            }
+
             int pid = AllocatePid(maxTasks);
             var group = new ThreadGroup(this, pid, parent, handlers, limits);
             var task = new KernelTask(this, group, pid, fds, fs, credentials);
@@ -361,11 +367,35 @@ internal sealed class Kernel : IDisposable
     }
 
     /// <summary>SIGKILL to every process in the sandbox.</summary>
+    /// <summary>
+    /// SIGKILL to every process, including the children of forks that were in flight: a dying
+    /// process cannot fork (<see cref="CreateProcess"/>), and a fork that passed that check before
+    /// its parent was killed holds the PID lock until its child is listed, so another look at the
+    /// list finds it. Repeats until a look finds no live process (a fork bomb cannot outrun it).
+    /// </summary>
     public void KillAll()
     {
         foreach (var group in Pids.Groups())
         {
             group.BeginExit(ExitStatus.Killed(Abi.Signals.SIGKILL));
+        }
+
+        for (int pass = 0; pass < 1000; pass++)
+        {
+            bool found = false;
+            foreach (var group in Pids.Groups())
+            {
+                if (!group.Exiting)
+                {
+                    group.BeginExit(ExitStatus.Killed(Abi.Signals.SIGKILL));
+                    found = true;
+                }
+            }
+
+            if (!found)
+            {
+                return;
+            }
         }
     }
 
