@@ -158,6 +158,31 @@ public sealed class HostApiTests
     }
 
     [TestMethod]
+    public async Task AuditEventsDecodeConnectAddresses()
+    {
+        await using var sandbox = await Create(o => o.AuditEvents = true);
+        await using var process = await sandbox.StartAsync(new ProcessSpec(Fixtures.Path("auditconnect")));
+        process.StandardInput!.Dispose();
+        var output = new StreamReader(process.StandardOutput!).ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.AreEqual("inet: -1 failed as expected\nunix: -1 failed as expected\n", await output);
+        var connects = new List<SandboxEvent>();
+        while (sandbox.Events.TryRead(out var e))
+        {
+            if (e.Kind == SandboxEventKind.Connect)
+            {
+                connects.Add(e);
+            }
+        }
+
+        Assert.HasCount(2, connects, string.Join("\n", connects));
+        Assert.AreEqual("10.1.2.3:8080", connects[0].Address);
+        Assert.AreEqual("/run/audit.sock", connects[1].Address);
+        Assert.AreEqual("connect", connects[0].SyscallName);
+        Assert.IsNotNull(connects[0].Errno, "connect on fd -1 fails");
+    }
+
+    [TestMethod]
     public async Task AFullEventChannelDropsAndCountsInsteadOfBlockingTheProgram()
     {
         await using var sandbox = await Create(o =>
