@@ -54,6 +54,15 @@ public sealed class SandboxOptions
     /// <summary>Log one line per syscall (strace style) at Information level.</summary>
     public bool Strace { get; set; }
 
+    /// <summary>
+    /// Record audit events (exec, open, connect, denied calls) into <see cref="ISandbox.Events"/>.
+    /// Off by default: each recorded call costs a copy of its path from the program's memory.
+    /// </summary>
+    public bool AuditEvents { get; set; }
+
+    /// <summary>How many audit events <see cref="ISandbox.Events"/> holds before new ones are dropped (and counted).</summary>
+    public int AuditEventCapacity { get; set; } = 1024;
+
     /// <summary>A fixed seed for address-space layout randomisation and AT_RANDOM; null for real randomness.</summary>
     public int? RandomSeed { get; set; }
 }

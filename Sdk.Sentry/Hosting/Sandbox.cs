@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using AppKernel.Sentry.Kernel;
 using AppKernel.Sentry.Loader;
 using AppKernel.Sentry.Memory;
@@ -18,6 +19,10 @@ internal sealed class Sandbox : ISandbox
     private readonly ILogger logger;
     private readonly OutputBudget? outputBudget;
     private readonly Timer? wallTimer;
+    private static readonly TimeSpan PeakSamplePeriod = TimeSpan.FromMilliseconds(25);
+    private readonly Timer peakSampler;
+    private readonly AuditRecorder audit;
+    private readonly List<SandboxProcess> processes = new();
     private int disposed;
 
     private Sandbox(SandboxOptions options, Kernel.Kernel kernel, SandboxFileSystems fileSystems, MemoryFile memory, ILogger logger)
@@ -28,22 +33,86 @@ internal sealed class Sandbox : ISandbox
         this.memory = memory;
         this.logger = logger;
         Id = kernel.Id;
+        // Without AuditEvents the channel exists but stays empty (and completes on dispose).
+        audit = new AuditRecorder(options.AuditEventCapacity, kernel.Dispatcher.Table);
+        if (options.AuditEvents)
+        {
+            kernel.Audit = audit;
+        }
+
         if (options.Limits.OutputBytes is { } output)
         {
             outputBudget = new OutputBudget(output);
         }
+
+        // ru_maxrss is the largest resident size a process reached: besides exit and exec, look
+        // at every process often, so memory a program frees before it ends still counts.
+        peakSampler = new Timer(_ =>
+        {
+            foreach (var group in kernel.Pids.Groups())
+            {
+                _ = group.Timers.MaxResidentBytes;
+            }
+        }, null, PeakSamplePeriod, PeakSamplePeriod);
 
         if (options.Limits.WallSeconds is { } wall)
         {
             wallTimer = new Timer(_ =>
             {
                 WallLimitHit = true;
+                kernel.RecordLimit(SandboxLimit.Wall);
                 kernel.KillAll();
             }, null, TimeSpan.FromSeconds(wall), Timeout.InfiniteTimeSpan);
         }
     }
 
     public string Id { get; }
+
+    public ChannelReader<SandboxEvent> Events => audit.Reader;
+
+    public long DroppedEvents => audit.Dropped;
+
+    public SandboxLimit LimitHit
+    {
+        get
+        {
+            // The output budget lives with the host files; it is looked at here.
+            if (outputBudget?.Exceeded == true)
+            {
+                kernel.RecordLimit(SandboxLimit.Output);
+            }
+
+            return kernel.LimitHit;
+        }
+    }
+
+    public ResourceUsage ResourceUsage
+    {
+        get
+        {
+            SandboxProcess[] started;
+            lock (processes)
+            {
+                started = processes.ToArray();
+            }
+
+            var user = TimeSpan.Zero;
+            var system = TimeSpan.Zero;
+            long peak = 0;
+            foreach (var process in started)
+            {
+                var usage = process.SampleUsage();
+                user += usage.UserCpuTime;
+                system += usage.SystemCpuTime;
+                peak = Math.Max(peak, usage.PeakMemoryBytes);
+            }
+
+            return new ResourceUsage(user, system, peak, LimitHit);
+        }
+    }
+
+    public Task WaitForAllExitedAsync(CancellationToken cancellationToken = default) =>
+        kernel.Pids.Groups().Length == 0 ? Task.CompletedTask : kernel.AllExited.WaitAsync(cancellationToken);
 
     public SandboxOptions Options { get; }
 
@@ -73,6 +142,7 @@ internal sealed class Sandbox : ISandbox
             fileSystems.MountRoot(options, vfs, memory);
             var kernel = new Kernel.Kernel(options, id, platform, memory, services.Dispatcher, vfs, loggerFactory);
             kernel.Network = new Net.Network(stacks);
+            memory.LimitReached = () => kernel.RecordLimit(SandboxLimit.Memory);
             fileSystems.MountStandard(kernel, options, services, logger);
             return new Sandbox(options, kernel, fileSystems, memory, logger);
         }
@@ -155,13 +225,26 @@ internal sealed class Sandbox : ISandbox
             {
                 await started.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
+            catch (OperationCanceledException)
+            {
+                // Cancelled while loading: the process exists; kill it so nothing is left behind.
+                task.Group.BeginExit(ExitStatus.Killed(Abi.Signals.SIGKILL));
+                hostStreams.Dispose();
+                throw;
+            }
             catch
             {
                 hostStreams.Dispose();
                 throw;
             }
 
-            return new SandboxProcess(this, task.Group, hostStreams);
+            var process = new SandboxProcess(this, task.Group, hostStreams);
+            lock (processes)
+            {
+                processes.Add(process);
+            }
+
+            return process;
         }
     }
 
@@ -273,6 +356,7 @@ internal sealed class Sandbox : ISandbox
         }
 
         wallTimer?.Dispose();
+        peakSampler.Dispose();
         kernel.KillAll();
         if (kernel.Pids.Groups().Length > 0)
         {
@@ -282,10 +366,26 @@ internal sealed class Sandbox : ISandbox
             }
             catch (TimeoutException)
             {
-                logger.LogError("sandbox {Id}: processes did not exit within 10 s of SIGKILL", Id);
+                // Freeing the memory file and the Gofer under running tasks would crash the host
+                // process; leaving them to the tasks (and the garbage collector) is the lesser evil.
+                logger.LogError("sandbox {Id}: processes did not exit within 10 s of SIGKILL; its resources are left to them", Id);
+                audit.Complete();
+                return;
             }
         }
 
+        SandboxProcess[] started;
+        lock (processes)
+        {
+            started = processes.ToArray();
+        }
+
+        foreach (var process in started)
+        {
+            process.CloseStreams();
+        }
+
+        audit.Complete();
         kernel.Dispose();
         fileSystems.Dispose();
         memory.Dispose();

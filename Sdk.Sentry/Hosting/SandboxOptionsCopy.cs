@@ -18,6 +18,8 @@ internal static class SandboxOptionsCopy
             Gid = source.Gid,
             Strace = source.Strace,
             RandomSeed = source.RandomSeed,
+            AuditEvents = source.AuditEvents,
+            AuditEventCapacity = source.AuditEventCapacity,
         };
 
         foreach (var mount in source.Mounts)

@@ -19,6 +19,10 @@ internal sealed class SandboxOptionsValidator(
         ValidateRoot(options, failures);
         ValidatePlatform(options, failures);
         ValidateLimits(options.Limits, failures);
+        if (options.AuditEventCapacity < 1)
+        {
+            failures.Add($"SandboxOptions.AuditEventCapacity must be positive (was {options.AuditEventCapacity}).");
+        }
         ValidateMounts(options, failures);
         ValidateNetwork(options, failures);
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using AppKernel.Platform;
+using AppKernel.Sentry.Hosting;
 using AppKernel.Sentry.Kernel.Timers;
 using AppKernel.Sentry.Memory;
 using AppKernel.Sentry.Abi;
@@ -56,6 +57,17 @@ internal sealed class Kernel : IDisposable
     private static readonly TimeSpan MemoryWatchPeriod = TimeSpan.FromMilliseconds(50);
     private readonly Timer? memoryWatch;
     private int oomKills;
+    private int limitHit;
+
+    /// <summary>The first sandbox limit that was hit (<see cref="SandboxLimit.None"/> if none).</summary>
+    public SandboxLimit LimitHit => (SandboxLimit)Volatile.Read(ref limitHit);
+
+    /// <summary>Records that <paramref name="limit"/> was hit; the first one recorded is kept.</summary>
+    public void RecordLimit(SandboxLimit limit) =>
+        Interlocked.CompareExchange(ref limitHit, (int)limit, (int)SandboxLimit.None);
+
+    /// <summary>The sandbox's audit event recorder, when <see cref="SandboxOptions.AuditEvents"/> is on.</summary>
+    public AuditRecorder? Audit { get; set; }
 
     /// <summary>How many processes the sandbox's own OOM killer ended.</summary>
     public int OomKills => Volatile.Read(ref oomKills);
@@ -93,6 +105,7 @@ internal sealed class Kernel : IDisposable
         }
 
         Interlocked.Increment(ref oomKills);
+        RecordLimit(SandboxLimit.Memory);
         Log.LogOomKill(victim.Pid, victim.Leader?.Name ?? "", MemoryFile.ResidentBytes, Options.Limits.MemoryBytes ?? 0);
         victim.BeginExit(ExitStatus.Killed(Signals.SIGKILL));
     }
@@ -171,13 +184,33 @@ internal sealed class Kernel : IDisposable
         }
     }
 
+    /// <summary>A pid or tid; EAGAIN at the sandbox's task limit (recorded as <see cref="SandboxLimit.Tasks"/>).</summary>
+    private int AllocatePid(int maxTasks)
+    {
+        try
+        {
+            return Pids.Allocate(maxTasks);
+        }
+        catch (ErrnoException) when (Options.Limits.Tasks is not null)
+        {
+            RecordLimit(SandboxLimit.Tasks);
+            throw;
+        }
+    }
+
     /// <summary>Creates a process with one task; the caller starts it with the work its host thread does first.</summary>
     public KernelTask CreateProcess(ThreadGroup? parent, FdTable fds, FsContext fs, Credentials credentials, SignalHandlers handlers, ResourceLimits limits)
     {
         int maxTasks = Options.Limits.Tasks ?? PidNamespace.PidMax;
         lock (Pids.Gate)
         {
-            int pid = Pids.Allocate(maxTasks);
+            // A process being killed (or exiting) makes no children: KillAll relies on it.
+            if (parent is { Exiting: true })
+            {
+                throw ErrnoException.Of(Errno.EAGAIN);
+            }
+
+            int pid = AllocatePid(maxTasks);
             var group = new ThreadGroup(this, pid, parent, handlers, limits);
             var task = new KernelTask(this, group, pid, fds, fs, credentials);
             group.Leader = task;
@@ -196,7 +229,7 @@ internal sealed class Kernel : IDisposable
         int maxTasks = Options.Limits.Tasks ?? PidNamespace.PidMax;
         lock (Pids.Gate)
         {
-            int tid = Pids.Allocate(maxTasks);
+            int tid = AllocatePid(maxTasks);
             var task = new KernelTask(this, group, tid, fds, fs, credentials);
             group.AddTask(task);
             Pids.AddTask(task);
@@ -349,11 +382,35 @@ internal sealed class Kernel : IDisposable
     }
 
     /// <summary>SIGKILL to every process in the sandbox.</summary>
+    /// <summary>
+    /// SIGKILL to every process, including the children of forks that were in flight: a dying
+    /// process cannot fork (<see cref="CreateProcess"/>), and a fork that passed that check before
+    /// its parent was killed holds the PID lock until its child is listed, so another look at the
+    /// list finds it. Repeats until a look finds no live process (a fork bomb cannot outrun it).
+    /// </summary>
     public void KillAll()
     {
         foreach (var group in Pids.Groups())
         {
             group.BeginExit(ExitStatus.Killed(Abi.Signals.SIGKILL));
+        }
+
+        for (int pass = 0; pass < 1000; pass++)
+        {
+            bool found = false;
+            foreach (var group in Pids.Groups())
+            {
+                if (!group.Exiting)
+                {
+                    group.BeginExit(ExitStatus.Killed(Abi.Signals.SIGKILL));
+                    found = true;
+                }
+            }
+
+            if (!found)
+            {
+                return;
+            }
         }
     }
 

@@ -125,8 +125,12 @@ internal sealed partial class KernelTask
         arguments.A5 = registers.R9;
         var trace = Kernel.Strace;
         var before = trace?.Begin(this);
+        var audit = Kernel.Audit;
+        int number = Number;
+        var audited = audit?.Begin(this);
         var result = Kernel.Dispatcher.Dispatch(this);
         trace?.End(this, before, result);
+        audit?.End(number, this, audited, result);
         if (result.IsNoReturn)
         {
             return;

@@ -80,6 +80,9 @@ public sealed unsafe class MemoryFile : IMemoryFile
         }
     }
 
+    /// <summary>Called when an allocation fails because of the memory limit (the sandbox records it).</summary>
+    public Action? LimitReached { get; set; }
+
     /// <inheritdoc/>
     public long Allocate(long length)
     {
@@ -91,6 +94,7 @@ public sealed unsafe class MemoryFile : IMemoryFile
 
         if (limitBytes is { } limit && ResidentBytes + Page > limit)
         {
+            LimitReached?.Invoke();
             throw ErrnoException.Of(Errno.ENOMEM);
         }
 

@@ -66,7 +66,11 @@ static async Task<int> Run(RunnerOptions options)
             console.LogToStandardErrorThreshold = LogLevel.Trace;
         });
         logging.AddConsoleFormatter<PlainConsoleFormatter, ConsoleFormatterOptions>();
-        logging.SetMinimumLevel(options.Strace ? LogLevel.Information : LogLevel.Warning);
+        // The runner's own logs from Warning (Information with --strace); plugins' logs (any
+        // category outside AppKernel.* and Microsoft.*, like an audit plugin's) from Information.
+        logging.SetMinimumLevel(LogLevel.Information);
+        logging.AddFilter((category, level) => options.Strace || level >= LogLevel.Warning ||
+            (category is not null && !category.StartsWith("AppKernel.", StringComparison.Ordinal) && !category.StartsWith("Microsoft.", StringComparison.Ordinal)));
     });
     var builder = services.AddAppKernel(o =>
     {

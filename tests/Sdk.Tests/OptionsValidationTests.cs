@@ -40,6 +40,12 @@ public sealed class OptionsValidationTests
     }
 
     [TestMethod]
+    public async Task AuditEventCapacityMustBePositive()
+    {
+        Assert.AreEqual("SandboxOptions.AuditEventCapacity must be positive (was 0).", await FailureOf(o => o.AuditEventCapacity = 0));
+    }
+
+    [TestMethod]
     public async Task EmptyRootFs()
     {
         Assert.AreEqual("SandboxOptions.RootFs must name the host directory the sandbox sees as '/'.", await FailureOf(o => o.RootFs = ""));

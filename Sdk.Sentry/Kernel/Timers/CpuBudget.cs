@@ -63,6 +63,7 @@ internal sealed class CpuBudget : KernelTimer
         if (used >= hard)
         {
             Volatile.Write(ref exceeded, true);
+            kernel.RecordLimit(SandboxLimit.Cpu);
             kernel.KillAll();
             return;
         }
@@ -70,6 +71,7 @@ internal sealed class CpuBudget : KernelTimer
         if (used >= soft && !warned)
         {
             warned = true;
+            kernel.RecordLimit(SandboxLimit.Cpu);
             foreach (var group in kernel.Pids.Groups())
             {
                 Syscalls.SignalSyscalls.SendToGroup(group, SignalInfo.Kernel(Signals.SIGXCPU));

@@ -277,6 +277,12 @@ internal sealed partial class ProcessTimers
             }
         }
 
+        if ((overHard || overSoft) && group.Kernel.Options.Limits.CpuSeconds is not null)
+        {
+            // RLIMIT_CPU starts at the sandbox's CPU limit: its signals are that limit at work.
+            group.Kernel.RecordLimit(SandboxLimit.Cpu);
+        }
+
         if (overHard)
         {
             group.BeginExit(ExitStatus.Killed(Signals.SIGKILL));
