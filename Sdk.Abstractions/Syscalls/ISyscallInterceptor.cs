@@ -12,6 +12,6 @@ public interface ISyscallInterceptor
     /// </summary>
     IReadOnlyCollection<int>? Syscalls => null;
 
-    /// <summary>Handles a call; call <paramref name="next"/> to continue the pipeline.</summary>
+    /// <summary>Handles a call; call <paramref name="next"/> to continue the pipeline (a failed call comes back from it as an error result, not an exception).</summary>
     SyscallResult Intercept(ISyscallContext context, SyscallInvoker next);
 }

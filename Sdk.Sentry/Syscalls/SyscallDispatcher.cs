@@ -64,11 +64,26 @@ internal sealed class SyscallDispatcher
         }
     }
 
+    /// <summary>
+    /// The last stage of an intercepted call: the handler of the (possibly rewritten) number, whose
+    /// errors come back to the interceptors as -errno results, never as exceptions, so an
+    /// interceptor that logs after <c>next</c> sees failed calls too.
+    /// </summary>
     private SyscallResult InvokeByCurrentNumber(ISyscallContext context)
     {
         int number = context.Number;
-        return (uint)number < (uint)table.Entries.Count
-            ? table.Entries[number].Handler(context)
-            : SyscallResult.Error(Errno.ENOSYS);
+        if ((uint)number >= (uint)table.Entries.Count)
+        {
+            return SyscallResult.Error(Errno.ENOSYS);
+        }
+
+        try
+        {
+            return table.Entries[number].Handler(context);
+        }
+        catch (ErrnoException e)
+        {
+            return SyscallResult.Error(e.Errno);
+        }
     }
 }
