@@ -10,7 +10,9 @@
 static atomic_int token;
 static long rounds;
 static void wait_for(int value) {
-    while (atomic_load(&token) != value) syscall(SYS_futex, &token, FUTEX_WAIT_PRIVATE, atomic_load(&token) == value ? value : 1 - value, NULL, NULL, 0);
+    // Sleep only while the token still holds the other value: the kernel compares atomically, so a
+    // hand-over between the check and the wait makes FUTEX_WAIT return at once (EAGAIN).
+    while (atomic_load(&token) != value) syscall(SYS_futex, &token, FUTEX_WAIT_PRIVATE, 1 - value, NULL, NULL, 0);
 }
 static void pass(int value) {
     atomic_store(&token, value);
