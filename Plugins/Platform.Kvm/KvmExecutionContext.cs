@@ -443,21 +443,7 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
             vcpu.EnterSupervisor();
         }
 
-        g.Rax = r.Rax;
-        g.Rbx = r.Rbx;
-        g.Rcx = r.Rcx;
-        g.Rdx = r.Rdx;
-        g.Rsi = r.Rsi;
-        g.Rdi = r.Rdi;
-        g.Rbp = r.Rbp;
-        g.R8 = r.R8;
-        g.R9 = r.R9;
-        g.R10 = r.R10;
-        g.R11 = r.R11;
-        g.R12 = r.R12;
-        g.R13 = r.R13;
-        g.R14 = r.R14;
-        g.R15 = r.R15;
+        StoreGeneral(ref g, in r);
         ulong frame = vcpu.StackTop - 40;
         var f = (ulong*)vcpu.Machine.Host(frame - GuestLayout.SupervisorBase);
         f[0] = r.Rip;
@@ -476,6 +462,16 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
     {
         var run = vcpu.Run;
         ref var g = ref run->Regs;
+        StoreGeneral(ref g, in r);
+        g.Rip = r.Rip;
+        g.Rsp = r.Rsp;
+        g.Rflags = (r.Eflags & UserFlags) | 0x202;
+        run->DirtyRegs = KvmAbi.SyncRegsGeneral;
+    }
+
+    /// <summary>Copies the fifteen general registers (not RSP) into the sync-regs block.</summary>
+    private static void StoreGeneral(ref KvmRegs g, in Registers r)
+    {
         g.Rax = r.Rax;
         g.Rbx = r.Rbx;
         g.Rcx = r.Rcx;
@@ -491,10 +487,6 @@ public sealed unsafe class KvmExecutionContext : IExecutionContext
         g.R13 = r.R13;
         g.R14 = r.R14;
         g.R15 = r.R15;
-        g.Rip = r.Rip;
-        g.Rsp = r.Rsp;
-        g.Rflags = (r.Eflags & UserFlags) | 0x202;
-        run->DirtyRegs = KvmAbi.SyncRegsGeneral;
     }
 
     /// <summary>Reads the program's registers back: general ones from sync regs, the rest as given.</summary>
