@@ -308,6 +308,12 @@ internal sealed unsafe partial class MemoryManager : IDisposable
                 throw ErrnoException.Of(Errno.EFAULT);
             }
 
+            // old_size 0 duplicates a shared mapping on Linux (EINVAL for private ones); not supported here.
+            if (oldLength == 0)
+            {
+                throw ErrnoException.Of(Errno.EINVAL);
+            }
+
             if (fixedTarget)
             {
                 if (newAddress + newLength > MaxAddress || newAddress < MinMmapAddress)

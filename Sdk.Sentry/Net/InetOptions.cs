@@ -2,11 +2,20 @@ using static AppKernel.Sentry.Net.SocketConstants;
 
 namespace AppKernel.Sentry.Net;
 
-/// <summary>The SOL_IP and SOL_IPV6 options the loopback stack keeps (IPV6_V6ONLY, TOS, TTL, RECVERR); ENOPROTOOPT for the rest and for Unix sockets.</summary>
+/// <summary>
+/// The SOL_IP and SOL_IPV6 options the loopback stack keeps (IPV6_V6ONLY, TOS, TTL, RECVERR). Unknown
+/// ones get Linux's answers: ENOPROTOOPT, except a get at a level IPv4 does not know (EOPNOTSUPP) and any
+/// level but SOL_SOCKET on a Unix socket (EOPNOTSUPP both ways).
+/// </summary>
 internal static class InetOptions
 {
     public static int Get(SentrySocket socket, int level, int name, Span<byte> value)
     {
+        if (socket.Family == AF_UNIX)
+        {
+            throw ErrnoException.Of(Errno.EOPNOTSUPP);
+        }
+
         if (socket.Family == AF_INET && level == SOL_IP)
         {
             return name switch
@@ -28,11 +37,16 @@ internal static class InetOptions
             };
         }
 
-        throw ErrnoException.Of(Errno.ENOPROTOOPT);
+        throw ErrnoException.Of(socket.Family == AF_INET && level != SOL_IP ? Errno.EOPNOTSUPP : Errno.ENOPROTOOPT);
     }
 
     public static void Set(SentrySocket socket, int level, int name, ReadOnlySpan<byte> value)
     {
+        if (socket.Family == AF_UNIX)
+        {
+            throw ErrnoException.Of(Errno.EOPNOTSUPP);
+        }
+
         if (socket.Family == AF_INET && level == SOL_IP && name is IP_TOS or IP_TTL or IP_RECVERR)
         {
             int v = SentrySocket.ReadInt(value);

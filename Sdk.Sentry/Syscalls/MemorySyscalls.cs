@@ -46,6 +46,12 @@ internal static class MemorySyscalls
             return SyscallResult.Error(Errno.EINVAL);
         }
 
+        // Anonymous mappings know only MAP_SHARED and MAP_PRIVATE; the validating type needs a file.
+        if (type == MAP_SHARED_VALIDATE && file is null)
+        {
+            return SyscallResult.Error(Errno.EINVAL);
+        }
+
         if (type == MAP_SHARED_VALIDATE && (flags & ~KnownMapFlags) != 0)
         {
             return SyscallResult.Error(Errno.EOPNOTSUPP);
@@ -166,7 +172,7 @@ internal static class MemorySyscalls
     [Syscall(12)]
     public static SyscallResult Brk(ISyscallContext c) => SyscallResult.Ok(c.Task().Mm.SetBrk(c.Arguments.A0));
 
-    [Syscall(25, SupportLevel.Partial, Note = "MREMAP_DONTUNMAP gives EINVAL")]
+    [Syscall(25, SupportLevel.Partial, Note = "MREMAP_DONTUNMAP and duplicating a shared mapping (old_size 0) give EINVAL")]
     public static SyscallResult Mremap(ISyscallContext c)
     {
         var t = c.Task();
@@ -181,12 +187,6 @@ internal static class MemorySyscalls
             (oldAddress & MemoryManager.PageMask) != 0 || newLength == 0 || newLength < a.A2 ||
             ((flags & MREMAP_FIXED) != 0 && (newAddress & MemoryManager.PageMask) != 0))
         {
-            return SyscallResult.Error(Errno.EINVAL);
-        }
-
-        if (oldLength == 0)
-        {
-            // Duplicating a shared mapping (old_size 0) is not supported; Linux gives EINVAL for private ones.
             return SyscallResult.Error(Errno.EINVAL);
         }
 

@@ -105,6 +105,13 @@ internal static class ProcessSyscalls
         var t = c.Task();
         int pid = (int)c.Arguments.A0;
         int pgid = (int)c.Arguments.A1;
+
+        // As Linux: pgid 0 means "the target's pid" (pid 0 the caller) before the sign check.
+        if (pgid == 0 && pid != 0)
+        {
+            pgid = pid;
+        }
+
         if (pgid < 0)
         {
             return SyscallResult.Error(Errno.EINVAL);

@@ -31,7 +31,7 @@ internal static class StatSyscalls
     {
         var a = c.Arguments;
         int flags = (int)a.A3;
-        if ((flags & ~(LinuxConstants.AT_SYMLINK_NOFOLLOW | LinuxConstants.AT_EMPTY_PATH | LinuxConstants.AT_NO_AUTOMOUNT)) != 0)
+        if ((flags & ~(LinuxConstants.AT_SYMLINK_NOFOLLOW | LinuxConstants.AT_EMPTY_PATH | LinuxConstants.AT_NO_AUTOMOUNT | LinuxConstants.AT_STATX_SYNC_TYPE)) != 0)
         {
             return SyscallResult.Error(Errno.EINVAL);
         }

@@ -73,6 +73,32 @@ internal static class WaitSyscalls
     [Syscall(247, SupportLevel.Partial, Note = "rusage has CPU times and ru_maxrss only, as getrusage")]
     public static SyscallResult Waitid(ISyscallContext c)
     {
+        SyscallResult result;
+        try
+        {
+            result = WaitidCore(c);
+        }
+        catch (ErrnoException e)
+        {
+            result = SyscallResult.Error(e.Errno);
+        }
+
+        // Linux fills the siginfo's leading fields even when the wait failed (with zeroes), so a
+        // bad infop turns any outcome, EINVAL and ECHILD included, into EFAULT.
+        ulong infop = c.Arguments.A2;
+        if (result.IsError && infop != 0)
+        {
+            c.Task().Mm.Write(infop, stackalloc byte[WaitidFilledBytes]);
+        }
+
+        return result;
+    }
+
+    /// <summary>si_signo, si_errno, si_code, si_pid, si_uid and si_status: what waitid writes.</summary>
+    private const int WaitidFilledBytes = 28;
+
+    private static SyscallResult WaitidCore(ISyscallContext c)
+    {
         var t = c.Task();
         var a = c.Arguments;
         int kind = (int)a.A0;
