@@ -14,7 +14,7 @@ namespace AppKernel.Sentry.Net;
 /// (<see cref="StreamSocket"/>, <see cref="DatagramSocket"/>) hold the state machines; the
 /// namespace (<see cref="SocketNamespace"/>) the family's addressing.
 /// </summary>
-internal abstract class SentrySocket : ISocket
+internal abstract class SentrySocket : IKernelSocket
 {
     private readonly SocketInode inode;
     private Dictionary<(int Level, int Name), int>? plainOptions;
@@ -113,6 +113,10 @@ internal abstract class SentrySocket : ISocket
     public abstract void Connect(ReadOnlySpan<byte> address, bool nonBlocking);
 
     public void Connect(ReadOnlySpan<byte> address) => Connect(address, nonBlocking: false);
+
+    public void ConnectCompleted(ReadOnlySpan<byte> address)
+    {
+    }
 
     public abstract int GetPeerAddress(Span<byte> address);
 

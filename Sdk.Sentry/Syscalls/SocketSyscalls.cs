@@ -208,7 +208,7 @@ internal static class SocketSyscalls
             return SyscallResult.Error(Errno.EINVAL);
         }
 
-        long deadline = Deadline((socket as SentrySocket)?.ReceiveTimeout ?? 0);
+        long deadline = Deadline((socket as IKernelSocket)?.ReceiveTimeout ?? 0);
         ISocket accepted;
         while (true)
         {
@@ -250,7 +250,7 @@ internal static class SocketSyscalls
         var address = ReadAddress(t, a.A1, a.A2);
         try
         {
-            if (socket is SentrySocket own)
+            if (socket is IKernelSocket own)
             {
                 own.Connect(address, file.NonBlocking);
             }
@@ -261,11 +261,16 @@ internal static class SocketSyscalls
         }
         catch (ErrnoException e) when (e.Errno == Errno.EINPROGRESS && !file.NonBlocking)
         {
-            long deadline = Deadline((socket as SentrySocket)?.SendTimeout ?? 0);
+            long deadline = Deadline((socket as IKernelSocket)?.SendTimeout ?? 0);
             Block(t, socket, PollEvents.Out | PollEvents.WriteNormal, deadline, timeoutErrno: Errno.EINPROGRESS);
             var error = new byte[4];
             socket.GetOption(SOL_SOCKET, SO_ERROR, error);
             int errno = BinaryPrimitives.ReadInt32LittleEndian(error);
+            if (errno == 0)
+            {
+                (socket as IKernelSocket)?.ConnectCompleted(address);
+            }
+
             return errno == 0 ? SyscallResult.Zero : SyscallResult.Error((Errno)errno);
         }
 
@@ -812,7 +817,7 @@ internal static class SocketSyscalls
         total = Math.Min(total, FileIo.MaxTransfer);
         bool stream = socket.Type == SOCK_STREAM;
         bool nonBlocking = file.NonBlocking || (flags & MSG_DONTWAIT) != 0;
-        long deadline = Deadline((socket as SentrySocket)?.SendTimeout ?? 0);
+        long deadline = Deadline((socket as IKernelSocket)?.SendTimeout ?? 0);
         if (!stream && total > 1 << 20)
         {
             throw ErrnoException.Of(Errno.EMSGSIZE);
@@ -919,7 +924,7 @@ internal static class SocketSyscalls
 
         bool nonBlocking = file.NonBlocking || (flags & MSG_DONTWAIT) != 0;
         bool waitAll = stream && (flags & MSG_WAITALL) != 0 && (flags & MSG_PEEK) == 0 && !nonBlocking;
-        long deadline = Deadline((socket as SentrySocket)?.ReceiveTimeout ?? 0);
+        long deadline = Deadline((socket as IKernelSocket)?.ReceiveTimeout ?? 0);
         int size = (int)Math.Min(total, Chunk);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1));
         long done = 0;
