@@ -22,6 +22,12 @@ internal sealed class NetworkPolicy
         {
             if (SandboxOptionsValidator.TryParseConnectRule(rule, out var network, out int? port, out _))
             {
+                if (network.BaseAddress.IsIPv4MappedToIPv6 && network.PrefixLength >= 96)
+                {
+                    // Destinations in ::ffff:0:0/96 are matched as IPv4, so such a rule is too.
+                    network = new IPNetwork(network.BaseAddress.MapToIPv4(), network.PrefixLength - 96);
+                }
+
                 connect.Add((network, port));
             }
         }

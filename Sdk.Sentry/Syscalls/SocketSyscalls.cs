@@ -28,7 +28,7 @@ internal static class SocketSyscalls
     private const int MmsgHdrSize = 64;
     private const int CmsgHeader = 16;
 
-    [Syscall(41, SupportLevel.Partial, Note = "AF_UNIX stream/dgram/seqpacket; AF_INET/AF_INET6 TCP and UDP on the sandbox's own loopback (network mode none); AF_NETLINK NETLINK_ROUTE answering link/address dumps of lo; raw and packet sockets EPERM, ping sockets EACCES, other netlink protocols EPROTONOSUPPORT, other families EAFNOSUPPORT")]
+    [Syscall(41, SupportLevel.Partial, Note = "AF_UNIX stream/dgram/seqpacket; AF_INET/AF_INET6 TCP and UDP on the sandbox's own loopback (network mode none) or as policy-checked host sockets (network mode host); AF_NETLINK NETLINK_ROUTE answering link/address dumps of lo; raw and packet sockets EPERM, ping sockets EACCES, other netlink protocols EPROTONOSUPPORT, other families EAFNOSUPPORT")]
     public static SyscallResult Socket(ISyscallContext c)
     {
         var t = c.Task();
