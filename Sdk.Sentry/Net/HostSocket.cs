@@ -21,11 +21,10 @@ internal sealed unsafe class HostSocket : IKernelSocket
 {
     private const int MaxAddress = 128;
     private const int MSG_FASTOPEN = 0x20000000;
-    private const uint SIOCATMARK = 0x8905;
 
     /// <summary>Flags passed on to the host's send and recvmsg; the layer owns the rest.</summary>
-    private const int SendFlags = MSG_DONTROUTE | MSG_EOR | MSG_CONFIRM | MSG_MORE | MSG_FASTOPEN;
-    private const int ReceiveFlags = MSG_PEEK | MSG_TRUNC;
+    private const int SendFlags = MSG_OOB | MSG_DONTROUTE | MSG_EOR | MSG_CONFIRM | MSG_MORE | MSG_FASTOPEN;
+    private const int ReceiveFlags = MSG_OOB | MSG_PEEK | MSG_TRUNC;
 
     private readonly HostStack stack;
     private readonly int fd;
@@ -365,7 +364,7 @@ internal sealed unsafe class HostSocket : IKernelSocket
 
         addressLength = Type == SOCK_STREAM ? 0 : (int)Math.Min(header.NameLength, MaxAddress);
         new ReadOnlySpan<byte>(name, Math.Min(addressLength, address.Length)).CopyTo(address);
-        flags = header.Flags & (MSG_TRUNC | MSG_CTRUNC | MSG_EOR);
+        flags = header.Flags & (MSG_TRUNC | MSG_CTRUNC | MSG_EOR | MSG_OOB);
         return n;
     }
 
@@ -492,7 +491,7 @@ internal sealed unsafe class HostSocket : IKernelSocket
     }
 
     private const int SO_MARK = 36, SO_TIMESTAMP = 29, SO_INCOMING_CPU = 49;
-    private const int TCP_INFO = 11, TCP_DEFER_ACCEPT = 9, TCP_WINDOW_CLAMP = 10, TCP_CONGESTION = 13, TCP_NOTSENT_LOWAT = 25, TCP_SYNCNT = 7, TCP_LINGER2 = 8, TCP_FASTOPEN_CONNECT = 30;
+    private const int TCP_DEFER_ACCEPT = 9, TCP_WINDOW_CLAMP = 10, TCP_CONGESTION = 13, TCP_NOTSENT_LOWAT = 25, TCP_SYNCNT = 7, TCP_LINGER2 = 8, TCP_FASTOPEN_CONNECT = 30;
     private const int IPV6_TCLASS = 67;
 
     /// <summary>The options a program may set on its host socket: what an unprivileged Linux process may, and nothing that makes a control message.</summary>

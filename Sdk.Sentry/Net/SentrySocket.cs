@@ -114,7 +114,7 @@ internal abstract class SentrySocket : IKernelSocket
 
     public void Connect(ReadOnlySpan<byte> address) => Connect(address, nonBlocking: false);
 
-    public void ConnectCompleted(ReadOnlySpan<byte> address)
+    public virtual void ConnectCompleted(ReadOnlySpan<byte> address)
     {
     }
 
@@ -193,6 +193,10 @@ internal abstract class SentrySocket : IKernelSocket
                 }
 
                 context.Memory.WriteValue(argument, OutputQueued);
+                return 0;
+            case SIOCATMARK when Type == SOCK_STREAM:
+                // No urgent data on the Sentry's own sockets: never at the mark.
+                context.Memory.WriteValue(argument, 0);
                 return 0;
             default:
                 return NetDevices.Ioctl(request, argument, context);

@@ -387,7 +387,7 @@ internal static class SocketSyscalls
         return SyscallResult.Ok(n);
     }
 
-    [Syscall(46, SupportLevel.Partial, Note = "SCM_RIGHTS and SCM_CREDENTIALS on Unix sockets; other SOL_SOCKET control messages EINVAL, other levels ignored; MSG_OOB is EOPNOTSUPP")]
+    [Syscall(46, SupportLevel.Partial, Note = "SCM_RIGHTS and SCM_CREDENTIALS on Unix sockets; other SOL_SOCKET control messages EINVAL, other levels ignored; MSG_OOB is EOPNOTSUPP except on host sockets (network mode host)")]
     public static SyscallResult Sendmsg(ISyscallContext c)
     {
         var t = c.Task();
@@ -396,7 +396,7 @@ internal static class SocketSyscalls
         return SyscallResult.Ok(SendMessage(t, file, socket, a.A1, (int)a.A2));
     }
 
-    [Syscall(47, SupportLevel.Partial, Note = "SCM_RIGHTS, SCM_CREDENTIALS (SO_PASSCRED), MSG_CTRUNC, MSG_CMSG_CLOEXEC; MSG_PEEK does not duplicate passed fds; MSG_OOB is EOPNOTSUPP/EINVAL; MSG_ERRQUEUE finds nothing")]
+    [Syscall(47, SupportLevel.Partial, Note = "SCM_RIGHTS, SCM_CREDENTIALS (SO_PASSCRED), MSG_CTRUNC, MSG_CMSG_CLOEXEC; MSG_PEEK does not duplicate passed fds; MSG_OOB is EOPNOTSUPP/EINVAL except on host sockets; MSG_ERRQUEUE finds nothing")]
     public static SyscallResult Recvmsg(ISyscallContext c)
     {
         var t = c.Task();
@@ -803,8 +803,9 @@ internal static class SocketSyscalls
 
     private static long Send(KernelTask t, FileDescription file, ISocket socket, LinuxIovec[] iov, byte[] address, int flags, ref SocketControl? control)
     {
-        if ((flags & MSG_OOB) != 0)
+        if ((flags & MSG_OOB) != 0 && socket is not HostSocket)
         {
+            // The Sentry's own sockets carry no urgent data (Partial); host sockets have the host's.
             throw ErrnoException.Of(Errno.EOPNOTSUPP);
         }
 
@@ -898,8 +899,9 @@ internal static class SocketSyscalls
         sender = null;
         control = null;
         messageFlags = 0;
-        if ((flags & MSG_OOB) != 0)
+        if ((flags & MSG_OOB) != 0 && socket is not HostSocket)
         {
+            // No urgent data is ever pending on the Sentry's own TCP: tcp_recv_urg's EINVAL.
             throw ErrnoException.Of(socket.Family == AF_UNIX ? Errno.EOPNOTSUPP : Errno.EINVAL);
         }
 
