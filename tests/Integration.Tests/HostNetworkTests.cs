@@ -236,6 +236,11 @@ public sealed class HostNetworkTests
         t.sendall(b"hello"); t.shutdown(socket.SHUT_WR)
         print("epoll after echo:", [ev & select.EPOLLIN for _, ev in ep.poll(30)])
         print("read:", t.recv(10))
+        # Urgent data is the host's: the echo server sees it inline; here, recv(MSG_OOB) with none pending is EINVAL.
+        try:
+            t.recv(1, socket.MSG_OOB)
+        except OSError as e:
+            print("recv MSG_OOB:", errno.errorcode[e.errno])
         # UDP: allowed destination, refused destination.
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         print("udp sendto allowed:", u.sendto(b"dgram", ("127.0.0.1", udpport)))
@@ -289,7 +294,7 @@ public sealed class HostNetworkTests
         stop.Cancel();
         Assert.AreEqual(
             "nonblocking connect: True\nSO_ERROR: 0\nechoed back: 100000\nTCP_NODELAY: None True\nSO_BINDTODEVICE: EPERM\n"
-            + "idle epoll: []\nepoll after echo: [1]\nread: b'hello'\nudp sendto allowed: 5\nudp reply: b'dgram'\n"
+            + "idle epoll: []\nepoll after echo: [1]\nread: b'hello'\nrecv MSG_OOB: EINVAL\nudp sendto allowed: 5\nudp reply: b'dgram'\n"
             + "udp sendto refused: EACCES\nfd is small: True True\n",
             run.Text,
             run.Error);
