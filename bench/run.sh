@@ -82,6 +82,11 @@ row "pipe throughput (MiB/s)" value "$here/$out/pipethroughput" 256
 row "futex ping-pong (us)" value "$here/$out/futexpingpong" 2000
 row "TCP loopback ping-pong (us)" value "$here/$out/tcploopback" pingpong 2000
 row "TCP loopback stream (MiB/s)" value "$here/$out/tcploopback" stream 256
+# Network mode host: the same ping-pong over host sockets (the sandbox reaches its own listener);
+# the port is one the runner allows it to listen on.
+port=$((20000 + RANDOM % 20000))
+printf "%-28s%18s" "TCP ping-pong, mode host (us)" "$(measure native "$here/$out/tcploopback" pingpong 2000 "$port")"
+printf "%18s\n" "$(for _ in $(seq "$runs"); do "$appkernel" do --network host --allow-bind "$port" -- "$here/$out/tcploopback" pingpong 2000 "$port" 2>/dev/null | tail -n 1 || true; done | median)"
 row "sh loop of 200 /bin/true (ms)" wall /bin/sh -c 'for i in $(seq 200); do /bin/true; done' 
 if [ -x "$out/kvm-exit-floor" ]; then
   printf "%-28s%18s\n" "bare KVM exit (ns)" "$(for _ in $(seq "$runs"); do "$out/kvm-exit-floor" 20000; done | median)"

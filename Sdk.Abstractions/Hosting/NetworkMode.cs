@@ -5,6 +5,10 @@ public enum NetworkMode
 {
     /// <summary>A sandbox-internal loopback stack; nothing reaches the host (the default).</summary>
     None,
-    /// <summary>Host sockets made by the Sentry on the program's behalf, checked against an allow-list.</summary>
+    /// <summary>
+    /// TCP and UDP over host sockets the Sentry makes on the program's behalf, checked against
+    /// <see cref="SandboxOptions.AllowConnect"/> and <see cref="SandboxOptions.AllowBind"/>.
+    /// Unix sockets stay the sandbox's own.
+    /// </summary>
     Host,
 }

@@ -19,12 +19,19 @@ public sealed class SandboxOptions
     public NetworkMode Network { get; set; } = NetworkMode.None;
 
     /// <summary>
-    /// With <see cref="NetworkMode.Host"/>: where programs may connect, as <c>CIDR</c> or
-    /// <c>CIDR:PORT</c> (e.g. <c>10.0.0.0/8:443</c>). Anything else is refused.
+    /// With <see cref="NetworkMode.Host"/>: where programs may connect or send datagrams, as
+    /// <c>CIDR</c> or <c>CIDR:PORT</c>, IPv4 or IPv6 (<c>10.0.0.0/8:443</c>, <c>::1/128</c>,
+    /// <c>[2001:db8::]/32:53</c>: brackets when an IPv6 network has a port). Anything else fails
+    /// with EACCES and an audit event; the loopback is the host's, and only the sandbox's own
+    /// listeners there are reachable without a rule.
     /// </summary>
     public IList<string> AllowConnect { get; } = new List<string>();
 
-    /// <summary>With <see cref="NetworkMode.Host"/>: the host ports programs may bind and listen on.</summary>
+    /// <summary>
+    /// With <see cref="NetworkMode.Host"/>: the host ports (1-65535) programs may bind and listen
+    /// on; binding another port, or listening on one not listed (an ephemeral port included),
+    /// fails with EACCES. Binding port 0 for an outgoing connection is always allowed.
+    /// </summary>
     public IList<int> AllowBind { get; } = new List<int>();
 
     /// <summary>The environment programs start with unless a <see cref="ProcessSpec"/> gives its own.</summary>

@@ -131,17 +131,13 @@ internal sealed class Sandbox : ISandbox
         {
             var vfs = new VirtualFileSystem();
             var stacks = services.NetworkStacks.Select(r => r.Factory(services.Services)).ToArray();
-            if (options.Network == NetworkMode.Host && !stacks.Any(s => s.Supports(Net.SocketConstants.AF_INET, Net.SocketConstants.SOCK_STREAM, 0)))
-            {
-                // Say so rather than quietly give the sandbox its private loopback instead.
-                throw new SandboxConfigurationException("SandboxOptions.Network: NetworkMode.Host is not built yet (only None, the sandbox's own loopback stack); register a network stack with AddNetworkStack<T>() to serve AF_INET.");
-            }
-
             fileSystems = SandboxFileSystems.Start(options, logger);
             platform.EnsureAvailable();
             fileSystems.MountRoot(options, vfs, memory);
             var kernel = new Kernel.Kernel(options, id, platform, memory, services.Dispatcher, vfs, loggerFactory);
-            kernel.Network = new Net.Network(stacks);
+            kernel.Network = new Net.Network(options.Network == NetworkMode.Host
+                ? [.. stacks, new Net.HostStack(new Net.NetworkPolicy(options.AllowConnect, options.AllowBind), kernel.Poller, kernel.Log)]
+                : stacks);
             memory.LimitReached = () => kernel.RecordLimit(SandboxLimit.Memory);
             fileSystems.MountStandard(kernel, options, services, logger);
             return new Sandbox(options, kernel, fileSystems, memory, logger);

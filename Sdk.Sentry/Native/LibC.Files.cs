@@ -9,7 +9,7 @@ internal static unsafe partial class LibC
     public const int F_GETFL = 3, F_SETFL = 4;
     public const short POLLIN = 1, POLLOUT = 4, POLLERR = 8, POLLHUP = 0x10;
     public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
-    public const uint EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLRDHUP = 0x2000, EPOLLET = 1u << 31;
+    public const uint EPOLLIN = 1, EPOLLPRI = 2, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLRDHUP = 0x2000, EPOLLET = 1u << 31;
     public const uint S_IFMT = 0xF000, S_IFIFO = 0x1000, S_IFCHR = 0x2000, S_IFREG = 0x8000, S_IFSOCK = 0xC000;
 
     [StructLayout(LayoutKind.Sequential)]

@@ -11,13 +11,11 @@ namespace AppKernel.Sentry.Net;
 /// EAGAIN); UDP drops instead, as Linux does. A connected socket sends to its peer by default
 /// and (Unix) only takes messages from it.
 /// </summary>
-internal sealed class DatagramSocket : SentrySocket
+internal sealed class DatagramSocket : PeerSocket<DatagramSocket>
 {
     private readonly Queue<SocketMessage> queue = new();
     private readonly HashSet<DatagramSocket> blockedSenders = new();
     private int queued;
-    private byte[]? peerAddress;
-    private DatagramSocket? peer;
     private bool rcvShutdown;
     private bool sndShutdown;
     private bool sendBlocked;
@@ -31,32 +29,6 @@ internal sealed class DatagramSocket : SentrySocket
     private bool Udp => Family != AF_UNIX;
 
     public override bool IsListening => false;
-
-    /// <summary>The address connect(2) set, or null.</summary>
-    public byte[]? RemoteAddress
-    {
-        get
-        {
-            lock (Gate)
-            {
-                return peerAddress;
-            }
-        }
-    }
-
-    /// <summary>Joins two new sockets (socketpair).</summary>
-    public static void Pair(DatagramSocket a, DatagramSocket b)
-    {
-        var credentials = CurrentPeerCredentials();
-        lock (a.Gate)
-        {
-            a.peer = b;
-            b.peer = a;
-            a.peerAddress = a.Namespace.Unnamed(b);
-            b.peerAddress = b.Namespace.Unnamed(a);
-            a.PeerCredentials = b.PeerCredentials = credentials;
-        }
-    }
 
     public override PollEvents Poll(PollEvents mask)
     {
@@ -91,23 +63,6 @@ internal sealed class DatagramSocket : SentrySocket
         }
 
         return ready & (mask | PollEvents.Error | PollEvents.HangUp);
-    }
-
-    public override void Bind(ReadOnlySpan<byte> address)
-    {
-        lock (Gate)
-        {
-            if (LocalAddress is not null && !UnixNamespace.IsPath(Family, address))
-            {
-                throw ErrnoException.Of(Errno.EINVAL);
-            }
-        }
-
-        var local = Namespace.Bind(this, address);
-        lock (Gate)
-        {
-            LocalAddress = local;
-        }
     }
 
     public override void Listen(int backlog) => throw ErrnoException.Of(Errno.EOPNOTSUPP);
@@ -374,16 +329,7 @@ internal sealed class DatagramSocket : SentrySocket
         other?.Notify(PollEvents.All);
     }
 
-    public override int InputQueued
-    {
-        get
-        {
-            lock (Gate)
-            {
-                return queue.Count > 0 ? queue.Peek().Length : 0;
-            }
-        }
-    }
+    public override int InputQueued => Locked(() => queue.Count > 0 ? queue.Peek().Length : 0);
 
     public override int OutputQueued => 0;
 

@@ -14,6 +14,9 @@ internal sealed class LoopbackStack : SocketNamespace
 {
     private readonly Dictionary<(int Kind, int Port), List<SentrySocket>> ports = new();
     private readonly Dictionary<SentrySocket, Binding> bindings = new(ReferenceEqualityComparer.Instance);
+
+    // Accepted connections: they hold no port of their own, but /proc/net lists them.
+    private readonly HashSet<SentrySocket> accepted = new(ReferenceEqualityComparer.Instance);
     private int nextEphemeral = EphemeralFirst + Random.Shared.Next(EphemeralLast - EphemeralFirst);
 
     /// <summary>An IP address in IPv6 form (IPv4 as ::ffff:a.b.c.d) and a port.</summary>
@@ -28,7 +31,7 @@ internal sealed class LoopbackStack : SocketNamespace
 
     private sealed record Binding(Endpoint Local, bool V6Socket, bool V6Only);
 
-    /// <summary>Bound sockets, for /proc/net.</summary>
+    /// <summary>Bound sockets and accepted connections, for /proc/net.</summary>
     public List<(SentrySocket Socket, Endpoint Local)> Bound()
     {
         lock (Gate)
@@ -37,6 +40,11 @@ internal sealed class LoopbackStack : SocketNamespace
             foreach (var (socket, binding) in bindings)
             {
                 list.Add((socket, binding.Local));
+            }
+
+            foreach (var socket in accepted)
+            {
+                list.Add((socket, Parse(socket.Family, socket.LocalAddress!)));
             }
 
             return list;
@@ -357,10 +365,19 @@ internal sealed class LoopbackStack : SocketNamespace
         }
     }
 
+    public override void Accepted(SentrySocket server)
+    {
+        lock (Gate)
+        {
+            accepted.Add(server);
+        }
+    }
+
     public override void Unbind(SentrySocket socket)
     {
         lock (Gate)
         {
+            accepted.Remove(socket);
             if (bindings.Remove(socket, out var binding))
             {
                 var key = (KindOf(socket), binding.Local.Port);

@@ -14,7 +14,7 @@ namespace AppKernel.Sentry.Net;
 /// (<see cref="StreamSocket"/>, <see cref="DatagramSocket"/>) hold the state machines; the
 /// namespace (<see cref="SocketNamespace"/>) the family's addressing.
 /// </summary>
-internal abstract class SentrySocket : ISocket
+internal abstract class SentrySocket : IKernelSocket
 {
     private readonly SocketInode inode;
     private Dictionary<(int Level, int Name), int>? plainOptions;
@@ -114,6 +114,10 @@ internal abstract class SentrySocket : ISocket
 
     public void Connect(ReadOnlySpan<byte> address) => Connect(address, nonBlocking: false);
 
+    public virtual void ConnectCompleted(ReadOnlySpan<byte> address)
+    {
+    }
+
     public abstract int GetPeerAddress(Span<byte> address);
 
     public int GetLocalAddress(Span<byte> address)
@@ -189,6 +193,10 @@ internal abstract class SentrySocket : ISocket
                 }
 
                 context.Memory.WriteValue(argument, OutputQueued);
+                return 0;
+            case SIOCATMARK when Type == SOCK_STREAM:
+                // No urgent data on the Sentry's own sockets: never at the mark.
+                context.Memory.WriteValue(argument, 0);
                 return 0;
             default:
                 return NetDevices.Ioctl(request, argument, context);

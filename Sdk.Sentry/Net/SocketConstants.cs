@@ -20,7 +20,7 @@ internal static class SocketConstants
         SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33, SO_PROTOCOL = 38, SO_DOMAIN = 39, SO_RCVTIMEO_NEW = 66, SO_SNDTIMEO_NEW = 67;
 
     public const int TCP_NODELAY = 1, TCP_MAXSEG = 2, TCP_CORK = 3, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5, TCP_KEEPCNT = 6,
-        TCP_QUICKACK = 12, TCP_USER_TIMEOUT = 18;
+        TCP_INFO = 11, TCP_QUICKACK = 12, TCP_USER_TIMEOUT = 18;
 
     public const int IP_TOS = 1, IP_TTL = 2, IP_RECVERR = 11, IPV6_UNICAST_HOPS = 16, IPV6_RECVERR = 25, IPV6_V6ONLY = 26;
 
@@ -32,7 +32,7 @@ internal static class SocketConstants
 
     public const int SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
 
-    public const uint SIOCOUTQ = 0x5411, SIOCINQ = 0x541B, SIOCGIFNAME = 0x8910, SIOCGIFCONF = 0x8912, SIOCGIFFLAGS = 0x8913,
+    public const uint SIOCOUTQ = 0x5411, SIOCINQ = 0x541B, SIOCATMARK = 0x8905, SIOCGIFNAME = 0x8910, SIOCGIFCONF = 0x8912, SIOCGIFFLAGS = 0x8913,
         SIOCGIFADDR = 0x8915, SIOCGIFNETMASK = 0x891B, SIOCGIFMTU = 0x8921, SIOCGIFHWADDR = 0x8927, SIOCGIFINDEX = 0x8933;
 
     /// <summary>Linux's SOMAXCONN: listen's backlog is capped here.</summary>

@@ -38,6 +38,11 @@ internal abstract class SocketNamespace
     /// <summary>An address as a socket of <paramref name="receiver"/>'s family shows it (IPv4 in IPv6 form for AF_INET6).</summary>
     public virtual byte[]? ForReceiver(SentrySocket receiver, byte[]? address) => address;
 
+    /// <summary>A connection's accepting side was made (it is listed in /proc/net until it closes; gate held).</summary>
+    public virtual void Accepted(SentrySocket server)
+    {
+    }
+
     /// <summary>The address an accepted socket is bound to, given the destination the client asked for.</summary>
     public virtual byte[]? AcceptedLocal(SentrySocket listener, byte[] destination) => listener.LocalAddress;
 }

@@ -12,14 +12,12 @@ namespace AppKernel.Sentry.Net;
 /// tcp_shutdown): a Unix close shuts both directions of the peer, a TCP close sends a FIN (the
 /// peer reads EOF, and its first write after that is the last before EPIPE, as a reset would make it).
 /// </summary>
-internal sealed class StreamSocket : SentrySocket
+internal sealed class StreamSocket : PeerSocket<StreamSocket>
 {
     private readonly Queue<SocketMessage> queue = new();
     private Queue<StreamSocket>? backlog;
     private int backlogLimit;
     private int queued;
-    private StreamSocket? peer;
-    private byte[]? peerAddress;
     private bool connected;
     private bool listening;
     private bool rcvShutdown;
@@ -28,7 +26,24 @@ internal sealed class StreamSocket : SentrySocket
     private bool resetSent;
     private bool connectReported;
     private bool released;
+    private bool reset;
+    private bool finFirst;
     private SocketCredentials listenCredentials;
+
+    // A TCP connect waiting for room in a full backlog (as a SYN the listener dropped, retried):
+    // the listener it waits on, the destination it asked for, and its caller's credentials.
+    private StreamSocket? connectingTo;
+    private byte[]? connectingDestination;
+    private SocketCredentials connectingCredentials;
+
+    // A TCP listener's connectors waiting for room, in arrival order.
+    private List<StreamSocket>? waitingConnectors;
+
+    // TCP_INFO counters.
+    private long bytesSent;
+    private long bytesReceived;
+    private int segmentsOut;
+    private int segmentsIn;
 
     public StreamSocket(SocketNamespace space, int family, int type, int protocol)
         : base(space, family, type, protocol)
@@ -41,43 +56,13 @@ internal sealed class StreamSocket : SentrySocket
 
     private int Capacity => Tcp ? Math.Max(ReceiveBufferSize, 2 << 20) : ReceiveBufferSize;
 
-    public override bool IsListening
-    {
-        get
-        {
-            lock (Gate)
-            {
-                return listening;
-            }
-        }
-    }
+    public override bool IsListening => Locked(() => listening);
 
-    /// <summary>Joins two new sockets (socketpair).</summary>
-    public static void Pair(StreamSocket a, StreamSocket b)
-    {
-        var credentials = CurrentPeerCredentials();
-        lock (a.Gate)
-        {
-            a.peer = b;
-            b.peer = a;
-            a.connected = b.connected = true;
-            a.PeerCredentials = b.PeerCredentials = credentials;
-            a.peerAddress = a.Namespace.Unnamed(b);
-            b.peerAddress = b.Namespace.Unnamed(a);
-        }
-    }
+    protected override void PairedLocked() => connected = true;
 
-    /// <summary>The peer's address while connected (for /proc/net), or null.</summary>
-    public byte[]? RemoteAddress
-    {
-        get
-        {
-            lock (Gate)
-            {
-                return connected ? peerAddress : null;
-            }
-        }
-    }
+    protected override byte[]? RemoteAddressLocked => connected ? peerAddress : null;
+
+    protected override bool BindRefusedLocked => Tcp && connected;
 
     public override PollEvents Poll(PollEvents mask)
     {
@@ -97,6 +82,12 @@ internal sealed class StreamSocket : SentrySocket
             if (PendingError != 0)
             {
                 ready |= PollEvents.Error;
+            }
+
+            if (connectingTo is not null)
+            {
+                // SYN_SENT: tcp_poll reports nothing until the connection is made.
+                return ready & (mask | PollEvents.Error | PollEvents.HangUp);
             }
 
             if ((rcvShutdown && sndShutdown) || !connected)
@@ -126,23 +117,6 @@ internal sealed class StreamSocket : SentrySocket
         return ready & (mask | PollEvents.Error | PollEvents.HangUp);
     }
 
-    public override void Bind(ReadOnlySpan<byte> address)
-    {
-        lock (Gate)
-        {
-            if (LocalAddress is not null && !UnixNamespace.IsPath(Family, address) || (Tcp && connected))
-            {
-                throw ErrnoException.Of(Errno.EINVAL);
-            }
-        }
-
-        var local = Namespace.Bind(this, address);
-        lock (Gate)
-        {
-            LocalAddress = local;
-        }
-    }
-
     public override void Listen(int backlogSize)
     {
         if (Tcp && LocalAddress is null)
@@ -156,9 +130,10 @@ internal sealed class StreamSocket : SentrySocket
             Namespace.CheckListen(this);
         }
 
+        List<StreamSocket>? admitted;
         lock (Gate)
         {
-            if (connected || (!Tcp && LocalAddress is null))
+            if (connected || connectingTo is not null || (!Tcp && LocalAddress is null))
             {
                 throw ErrnoException.Of(Errno.EINVAL);
             }
@@ -170,26 +145,25 @@ internal sealed class StreamSocket : SentrySocket
                 backlog = new Queue<StreamSocket>();
                 listenCredentials = CurrentPeerCredentials();
             }
+
+            // A larger backlog may let waiting connectors in.
+            admitted = AdmitWaitingLocked();
         }
 
         Notify(PollEvents.All);
+        foreach (var connector in admitted ?? [])
+        {
+            connector.Notify(PollEvents.Out | PollEvents.WriteNormal);
+        }
     }
 
     /// <summary>True unless a listening socket's backlog is full (a connect would wait).</summary>
-    private bool BacklogHasRoom
-    {
-        get
-        {
-            lock (Gate)
-            {
-                return !listening || released || backlog!.Count <= backlogLimit;
-            }
-        }
-    }
+    private bool BacklogHasRoom => Locked(() => !listening || released || backlog!.Count <= backlogLimit);
 
     public override ISocket Accept()
     {
         StreamSocket accepted;
+        List<StreamSocket>? admitted;
         lock (Gate)
         {
             if (!listening)
@@ -203,10 +177,20 @@ internal sealed class StreamSocket : SentrySocket
             }
 
             accepted = backlog.Dequeue();
+            admitted = AdmitWaitingLocked();
         }
 
         // Connectors waiting for room in the backlog hear of it.
         Notify(PollEvents.Out);
+        if (admitted is not null)
+        {
+            Notify(PollEvents.In | PollEvents.ReadNormal);
+            foreach (var connector in admitted)
+            {
+                connector.Notify(PollEvents.Out | PollEvents.WriteNormal);
+            }
+        }
+
         return accepted;
     }
 
@@ -217,6 +201,12 @@ internal sealed class StreamSocket : SentrySocket
             if (listening)
             {
                 throw ErrnoException.Of(Errno.EINVAL);
+            }
+
+            if (connectingTo is not null)
+            {
+                // Still waiting for the listener: EALREADY, or a blocking caller waits again.
+                throw ErrnoException.Of(nonBlocking ? Errno.EALREADY : Errno.EINPROGRESS);
             }
 
             if (connected)
@@ -289,26 +279,20 @@ internal sealed class StreamSocket : SentrySocket
             if (Tcp)
             {
                 Namespace.AutoBind(this, destination);
+                if (listener.backlog!.Count > listener.backlogLimit)
+                {
+                    // The accept queue is full: Linux drops the SYN and the client retries; here
+                    // the connector waits on the listener until accept makes room (or it closes).
+                    connectingTo = listener;
+                    connectingDestination = destination;
+                    connectingCredentials = CurrentPeerCredentials();
+                    (listener.waitingConnectors ??= []).Add(this);
+                    server = null!;
+                    goto waiting;
+                }
             }
 
-            server = new StreamSocket(Namespace, listener.Family, Type, Protocol)
-            {
-                ReceiveBufferSize = listener.ReceiveBufferSize,
-                SendBufferSize = listener.SendBufferSize,
-                PassCredentials = listener.PassCredentials,
-                NoDelay = listener.NoDelay,
-                KeepAlive = listener.KeepAlive,
-            };
-            server.LocalAddress = Namespace.AcceptedLocal(listener, destination);
-            server.connected = connected = true;
-            server.connectReported = true;
-            server.peer = this;
-            peer = server;
-            server.peerAddress = Namespace.ForReceiver(server, LocalAddress ?? Namespace.Unnamed(this));
-            peerAddress = Tcp ? destination : listener.LocalAddress;
-            server.PeerCredentials = CurrentPeerCredentials();
-            PeerCredentials = listener.listenCredentials;
-            listener.backlog!.Enqueue(server);
+            server = JoinLocked(listener, destination, CurrentPeerCredentials());
         }
 
         listener.Notify(PollEvents.In | PollEvents.ReadNormal);
@@ -324,6 +308,92 @@ internal sealed class StreamSocket : SentrySocket
     refused:
         Notify(PollEvents.All);
         throw ErrnoException.Of(Errno.EINPROGRESS);
+
+    waiting:
+        // Both modes: the layer waits for writability when the caller blocks.
+        throw ErrnoException.Of(Errno.EINPROGRESS);
+    }
+
+    /// <summary>Makes the connection to <paramref name="listener"/>: the accepting side joins this socket and goes on the backlog (gate held).</summary>
+    private StreamSocket JoinLocked(StreamSocket listener, byte[] destination, SocketCredentials credentials)
+    {
+        var server = new StreamSocket(Namespace, listener.Family, Type, Protocol)
+        {
+            ReceiveBufferSize = listener.ReceiveBufferSize,
+            SendBufferSize = listener.SendBufferSize,
+            PassCredentials = listener.PassCredentials,
+            NoDelay = listener.NoDelay,
+            KeepAlive = listener.KeepAlive,
+        };
+        server.LocalAddress = Namespace.AcceptedLocal(listener, destination);
+        server.connected = connected = true;
+        server.connectReported = true;
+        server.peer = this;
+        peer = server;
+        server.peerAddress = Namespace.ForReceiver(server, LocalAddress ?? Namespace.Unnamed(this));
+        peerAddress = Tcp ? destination : listener.LocalAddress;
+        server.PeerCredentials = credentials;
+        PeerCredentials = listener.listenCredentials;
+        listener.backlog!.Enqueue(server);
+        Namespace.Accepted(server);
+        return server;
+    }
+
+    /// <summary>A listener with room takes its waiting connectors in order (gate held); returns them to notify.</summary>
+    private List<StreamSocket>? AdmitWaitingLocked()
+    {
+        List<StreamSocket>? admitted = null;
+        while (waitingConnectors is { Count: > 0 } && listening && backlog!.Count <= backlogLimit)
+        {
+            var connector = waitingConnectors[0];
+            waitingConnectors.RemoveAt(0);
+            connector.connectingTo = null;
+            connector.JoinLocked(this, connector.connectingDestination!, connector.connectingCredentials);
+            connector.connectingDestination = null;
+            (admitted ??= []).Add(connector);
+        }
+
+        return admitted;
+    }
+
+    /// <summary>A listener going away refuses its waiting connectors, as the SYN they retry would be (gate held).</summary>
+    private List<StreamSocket>? RefuseWaitingLocked()
+    {
+        if (waitingConnectors is not { Count: > 0 })
+        {
+            return null;
+        }
+
+        var refused = waitingConnectors;
+        waitingConnectors = null;
+        foreach (var connector in refused)
+        {
+            connector.connectingTo = null;
+            connector.connectingDestination = null;
+            connector.RefuseLocked();
+        }
+
+        return refused;
+    }
+
+    /// <summary>A connector stops waiting (closed or shut down) (gate held).</summary>
+    private void CancelConnectLocked()
+    {
+        connectingTo?.waitingConnectors?.Remove(this);
+        connectingTo = null;
+        connectingDestination = null;
+    }
+
+    public override void ConnectCompleted(ReadOnlySpan<byte> address)
+    {
+        lock (Gate)
+        {
+            if (connected)
+            {
+                // A blocking connect that waited reports its success itself.
+                connectReported = true;
+            }
+        }
     }
 
     private void Refuse()
@@ -375,6 +445,12 @@ internal sealed class StreamSocket : SentrySocket
                 var error = (Errno)PendingError;
                 PendingError = 0;
                 throw ErrnoException.Of(error);
+            }
+
+            if (connectingTo is not null)
+            {
+                // sk_stream_wait_connect: a send waits for the connection.
+                throw ErrnoException.Of(Errno.EAGAIN);
             }
 
             if (!connected || listening)
@@ -433,6 +509,10 @@ internal sealed class StreamSocket : SentrySocket
 
             target.queue.Enqueue(new SocketMessage(data[..n].ToArray(), null, control));
             target.queued += n;
+            bytesSent += n;
+            segmentsOut++;
+            target.bytesReceived += n;
+            target.segmentsIn++;
         }
 
         target.Notify(PollEvents.In | PollEvents.ReadNormal);
@@ -454,11 +534,17 @@ internal sealed class StreamSocket : SentrySocket
                 throw ErrnoException.Of(Tcp ? Errno.ENOTCONN : Errno.EINVAL);
             }
 
-            if (Tcp && PendingError != 0)
+            if (Tcp && PendingError != 0 && queue.Count == 0)
             {
+                // tcp_recvmsg: what was queued before a reset is read first, then the error once.
                 var error = (Errno)PendingError;
                 PendingError = 0;
                 throw ErrnoException.Of(error);
+            }
+
+            if (connectingTo is not null)
+            {
+                throw ErrnoException.Of(Errno.EAGAIN);
             }
 
             if (!connected)
@@ -572,8 +658,16 @@ internal sealed class StreamSocket : SentrySocket
         bool write = how != SHUT_RD;
         StreamSocket? other;
         List<StreamSocket>? dropped = null;
+        List<StreamSocket>? refused = null;
         lock (Gate)
         {
+            if (Tcp && connectingTo is not null)
+            {
+                // inet_shutdown of a SYN_SENT socket disconnects it: it stops waiting, unconnected.
+                CancelConnectLocked();
+                return;
+            }
+
             if (Tcp && !connected && !listening)
             {
                 throw ErrnoException.Of(Errno.ENOTCONN);
@@ -583,16 +677,24 @@ internal sealed class StreamSocket : SentrySocket
             {
                 if (read)
                 {
-                    // inet_shutdown on a listener disconnects it: pending connections are dropped.
+                    // inet_shutdown on a listener disconnects it: pending connections are reset,
+                    // connectors waiting for room refused.
                     listening = false;
                     dropped = [.. backlog!];
                     backlog!.Clear();
+                    refused = RefuseWaitingLocked();
                 }
 
                 other = null;
             }
             else
             {
+                if (write && !sndShutdown && !rcvShutdown)
+                {
+                    // This side's FIN went first (FIN_WAIT, then TIME_WAIT, for TCP_INFO).
+                    finFirst = true;
+                }
+
                 rcvShutdown |= read;
                 sndShutdown |= write;
                 other = peer;
@@ -615,39 +717,98 @@ internal sealed class StreamSocket : SentrySocket
         {
             foreach (var socket in dropped)
             {
-                socket.Release();
+                socket.Close(resetPeer: true);
             }
+        }
+
+        foreach (var socket in refused ?? [])
+        {
+            socket.Notify(PollEvents.All);
         }
 
         Notify(PollEvents.All);
         other?.Notify(PollEvents.All);
     }
 
-    public override int InputQueued
-    {
-        get
-        {
-            lock (Gate)
-            {
-                if (Records)
-                {
-                    return queue.Count > 0 ? queue.Peek().Length : 0;
-                }
+    public override int InputQueued => Locked(() => Records ? (queue.Count > 0 ? queue.Peek().Length : 0) : queued);
 
-                return queued;
-            }
-        }
-    }
+    public override int OutputQueued => Locked(() => peer is null || peerGone ? 0 : peer.queued);
 
-    public override int OutputQueued
+    /// <summary>The TCP state Linux would show (tcp_states.h), for TCP_INFO and /proc/net/tcp.</summary>
+    public int TcpState => Locked(() => TcpStateLocked);
+
+    private int TcpStateLocked =>
+        listening ? TCP_LISTEN
+        : connectingTo is not null ? TCP_SYN_SENT
+        : !connected || reset || released ? TCP_CLOSE
+        : !sndShutdown && !rcvShutdown ? TCP_ESTABLISHED
+        : !sndShutdown ? TCP_CLOSE_WAIT
+        : !rcvShutdown ? TCP_FIN_WAIT2 // the loopback peer acknowledges the FIN at once
+        : finFirst ? TCP_TIME_WAIT : TCP_CLOSE;
+
+    private const int TCP_ESTABLISHED = 1, TCP_SYN_SENT = 2, TCP_FIN_WAIT2 = 5, TCP_TIME_WAIT = 6, TCP_CLOSE = 7,
+        TCP_CLOSE_WAIT = 8, TCP_LISTEN = 10;
+
+    /// <summary>sizeof(struct tcp_info) in Linux 6.1 (up to tcpi_snd_wnd).</summary>
+    private const int TcpInfoSize = 232;
+
+    /// <summary>
+    /// struct tcp_info as a loopback connection shows it: the state, the MSS and window of the
+    /// 64 KiB loopback MTU, no loss or retransmission, and the byte and segment counts; a
+    /// listener's accept queue in tcpi_unacked and its limit in tcpi_sacked, as Linux reports them.
+    /// </summary>
+    private int TcpInfo(Span<byte> value)
     {
-        get
+        Span<byte> info = stackalloc byte[TcpInfoSize];
+        info.Clear();
+        lock (Gate)
         {
-            lock (Gate)
+            int state = TcpStateLocked;
+            info[0] = (byte)state;
+            bool synced = state is not (TCP_LISTEN or TCP_SYN_SENT) && connected;
+            if (synced)
             {
-                return peer is null || peerGone ? 0 : peer.queued;
+                info[5] = 0x7; // tcpi_options: timestamps, SACK, window scaling
+                info[6] = 0x77; // snd_wscale 7, rcv_wscale 7
             }
+
+            static void Put32(Span<byte> info, int offset, long v) => System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(info[offset..], (uint)v);
+            static void Put64(Span<byte> info, int offset, ulong v) => System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(info[offset..], v);
+            Put32(info, 8, 201000); // tcpi_rto (us)
+            Put32(info, 12, synced ? 40000 : 0); // tcpi_ato
+            Put32(info, 16, 32768); // tcpi_snd_mss
+            Put32(info, 20, 536); // tcpi_rcv_mss
+            if (listening)
+            {
+                Put32(info, 24, backlog!.Count);
+                Put32(info, 28, backlogLimit);
+            }
+
+            Put32(info, 60, 65535); // tcpi_pmtu
+            Put32(info, 64, 65483); // tcpi_rcv_ssthresh
+            Put32(info, 68, synced ? 50 : 0); // tcpi_rtt (us)
+            Put32(info, 72, synced ? 25 : 250000); // tcpi_rttvar
+            Put32(info, 76, int.MaxValue); // tcpi_snd_ssthresh: TCP_INFINITE_SSTHRESH
+            Put32(info, 80, 10); // tcpi_snd_cwnd
+            Put32(info, 84, 65483); // tcpi_advmss
+            Put32(info, 88, 3); // tcpi_reordering
+            Put32(info, 96, 65483); // tcpi_rcv_space
+            Put64(info, 112, ulong.MaxValue); // tcpi_max_pacing_rate
+            Put64(info, 120, (ulong)bytesSent); // tcpi_bytes_acked: the loopback peer has it all
+            Put64(info, 128, (ulong)bytesReceived); // tcpi_bytes_received
+            Put32(info, 136, segmentsOut); // tcpi_segs_out
+            Put32(info, 140, segmentsIn); // tcpi_segs_in
+            Put32(info, 148, synced ? 50 : 0); // tcpi_min_rtt
+            Put32(info, 152, segmentsIn); // tcpi_data_segs_in
+            Put32(info, 156, segmentsOut); // tcpi_data_segs_out
+            Put32(info, 192, segmentsOut); // tcpi_delivered
+            Put64(info, 200, (ulong)bytesSent); // tcpi_bytes_sent
+            Put32(info, 228, synced ? 65483 : 0); // tcpi_snd_wnd
         }
+
+        int n = Math.Min(TcpInfoSize, value.Length);
+        info[..n].CopyTo(value);
+        return n;
     }
 
     protected override int GetProtocolOption(int level, int name, Span<byte> value)
@@ -656,6 +817,7 @@ internal sealed class StreamSocket : SentrySocket
         {
             return name switch
             {
+                TCP_INFO => TcpInfo(value),
                 TCP_NODELAY => WriteInt(value, NoDelay ? 1 : 0),
                 TCP_MAXSEG => WriteInt(value, Plain(level, name, 65483)),
                 TCP_CORK or TCP_QUICKACK or TCP_USER_TIMEOUT => WriteInt(value, Plain(level, name, name == TCP_QUICKACK ? 1 : 0)),
@@ -698,11 +860,20 @@ internal sealed class StreamSocket : SentrySocket
         InetOptions.Set(this, level, name, value);
     }
 
-    public override void Release()
+    public override void Release() => Close(resetPeer: false);
+
+    /// <summary>
+    /// The last close. A TCP socket closed with unread data, or with SO_LINGER on and a zero
+    /// timeout, resets the connection (tcp_close): the peer's next recv or send gets ECONNRESET
+    /// (EPIPE if it had already read this side's FIN), once, after the data already queued for it;
+    /// a listener's connections not yet accepted are reset too, its waiting connectors refused.
+    /// </summary>
+    private void Close(bool resetPeer)
     {
         StreamSocket? other;
         List<SocketMessage> unread;
         List<StreamSocket>? pending = null;
+        List<StreamSocket>? refused = null;
         lock (Gate)
         {
             if (released)
@@ -711,20 +882,31 @@ internal sealed class StreamSocket : SentrySocket
             }
 
             released = true;
+            bool hadUnread = queued > 0;
             unread = [.. queue];
             queue.Clear();
             queued = 0;
+            CancelConnectLocked();
             if (listening)
             {
                 pending = [.. backlog!];
                 backlog!.Clear();
                 listening = false;
+                refused = RefuseWaitingLocked();
             }
 
             other = peer;
             peer = null;
             if (other is not null)
             {
+                bool lingerZero = Linger.OnOff != 0 && Linger.Seconds == 0;
+                if (Tcp && !other.peerGone && (resetPeer || hadUnread || lingerZero) && !(rcvShutdown && sndShutdown && other.rcvShutdown && other.sndShutdown))
+                {
+                    other.PendingError = (int)(sndShutdown ? Errno.EPIPE : Errno.ECONNRESET);
+                    other.reset = true;
+                    other.sndShutdown = true;
+                }
+
                 other.peerGone = true;
                 other.rcvShutdown = true;
                 if (!Tcp)
@@ -741,12 +923,14 @@ internal sealed class StreamSocket : SentrySocket
             message.Control?.Release();
         }
 
-        if (pending is not null)
+        foreach (var socket in pending ?? [])
         {
-            foreach (var socket in pending)
-            {
-                socket.Release();
-            }
+            socket.Close(resetPeer: true);
+        }
+
+        foreach (var socket in refused ?? [])
+        {
+            socket.Notify(PollEvents.All);
         }
     }
 }

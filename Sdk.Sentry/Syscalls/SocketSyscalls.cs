@@ -28,7 +28,7 @@ internal static class SocketSyscalls
     private const int MmsgHdrSize = 64;
     private const int CmsgHeader = 16;
 
-    [Syscall(41, SupportLevel.Partial, Note = "AF_UNIX stream/dgram/seqpacket; AF_INET/AF_INET6 TCP and UDP on the sandbox's own loopback (network mode none); AF_NETLINK NETLINK_ROUTE answering link/address dumps of lo; raw and packet sockets EPERM, ping sockets EACCES, other netlink protocols EPROTONOSUPPORT, other families EAFNOSUPPORT")]
+    [Syscall(41, SupportLevel.Partial, Note = "AF_UNIX stream/dgram/seqpacket; AF_INET/AF_INET6 TCP and UDP on the sandbox's own loopback (network mode none) or as policy-checked host sockets (network mode host); AF_NETLINK NETLINK_ROUTE answering link/address dumps of lo; raw and packet sockets EPERM, ping sockets EACCES, other netlink protocols EPROTONOSUPPORT, other families EAFNOSUPPORT")]
     public static SyscallResult Socket(ISyscallContext c)
     {
         var t = c.Task();
@@ -208,7 +208,7 @@ internal static class SocketSyscalls
             return SyscallResult.Error(Errno.EINVAL);
         }
 
-        long deadline = Deadline((socket as SentrySocket)?.ReceiveTimeout ?? 0);
+        long deadline = Deadline((socket as IKernelSocket)?.ReceiveTimeout ?? 0);
         ISocket accepted;
         while (true)
         {
@@ -250,7 +250,7 @@ internal static class SocketSyscalls
         var address = ReadAddress(t, a.A1, a.A2);
         try
         {
-            if (socket is SentrySocket own)
+            if (socket is IKernelSocket own)
             {
                 own.Connect(address, file.NonBlocking);
             }
@@ -261,11 +261,16 @@ internal static class SocketSyscalls
         }
         catch (ErrnoException e) when (e.Errno == Errno.EINPROGRESS && !file.NonBlocking)
         {
-            long deadline = Deadline((socket as SentrySocket)?.SendTimeout ?? 0);
+            long deadline = Deadline((socket as IKernelSocket)?.SendTimeout ?? 0);
             Block(t, socket, PollEvents.Out | PollEvents.WriteNormal, deadline, timeoutErrno: Errno.EINPROGRESS);
             var error = new byte[4];
             socket.GetOption(SOL_SOCKET, SO_ERROR, error);
             int errno = BinaryPrimitives.ReadInt32LittleEndian(error);
+            if (errno == 0)
+            {
+                (socket as IKernelSocket)?.ConnectCompleted(address);
+            }
+
             return errno == 0 ? SyscallResult.Zero : SyscallResult.Error((Errno)errno);
         }
 
@@ -382,7 +387,7 @@ internal static class SocketSyscalls
         return SyscallResult.Ok(n);
     }
 
-    [Syscall(46, SupportLevel.Partial, Note = "SCM_RIGHTS and SCM_CREDENTIALS on Unix sockets; other SOL_SOCKET control messages EINVAL, other levels ignored; MSG_OOB is EOPNOTSUPP")]
+    [Syscall(46, SupportLevel.Partial, Note = "SCM_RIGHTS and SCM_CREDENTIALS on Unix sockets; other SOL_SOCKET control messages EINVAL, other levels ignored; MSG_OOB is EOPNOTSUPP except on host sockets (network mode host)")]
     public static SyscallResult Sendmsg(ISyscallContext c)
     {
         var t = c.Task();
@@ -391,7 +396,7 @@ internal static class SocketSyscalls
         return SyscallResult.Ok(SendMessage(t, file, socket, a.A1, (int)a.A2));
     }
 
-    [Syscall(47, SupportLevel.Partial, Note = "SCM_RIGHTS, SCM_CREDENTIALS (SO_PASSCRED), MSG_CTRUNC, MSG_CMSG_CLOEXEC; MSG_PEEK does not duplicate passed fds; MSG_OOB is EOPNOTSUPP/EINVAL; MSG_ERRQUEUE finds nothing")]
+    [Syscall(47, SupportLevel.Partial, Note = "SCM_RIGHTS, SCM_CREDENTIALS (SO_PASSCRED), MSG_CTRUNC, MSG_CMSG_CLOEXEC; MSG_PEEK does not duplicate passed fds; MSG_OOB is EOPNOTSUPP/EINVAL except on host sockets; MSG_ERRQUEUE finds nothing")]
     public static SyscallResult Recvmsg(ISyscallContext c)
     {
         var t = c.Task();
@@ -798,8 +803,9 @@ internal static class SocketSyscalls
 
     private static long Send(KernelTask t, FileDescription file, ISocket socket, LinuxIovec[] iov, byte[] address, int flags, ref SocketControl? control)
     {
-        if ((flags & MSG_OOB) != 0)
+        if ((flags & MSG_OOB) != 0 && socket is not HostSocket)
         {
+            // The Sentry's own sockets carry no urgent data (Partial); host sockets have the host's.
             throw ErrnoException.Of(Errno.EOPNOTSUPP);
         }
 
@@ -812,7 +818,7 @@ internal static class SocketSyscalls
         total = Math.Min(total, FileIo.MaxTransfer);
         bool stream = socket.Type == SOCK_STREAM;
         bool nonBlocking = file.NonBlocking || (flags & MSG_DONTWAIT) != 0;
-        long deadline = Deadline((socket as SentrySocket)?.SendTimeout ?? 0);
+        long deadline = Deadline((socket as IKernelSocket)?.SendTimeout ?? 0);
         if (!stream && total > 1 << 20)
         {
             throw ErrnoException.Of(Errno.EMSGSIZE);
@@ -893,8 +899,9 @@ internal static class SocketSyscalls
         sender = null;
         control = null;
         messageFlags = 0;
-        if ((flags & MSG_OOB) != 0)
+        if ((flags & MSG_OOB) != 0 && socket is not HostSocket)
         {
+            // No urgent data is ever pending on the Sentry's own TCP: tcp_recv_urg's EINVAL.
             throw ErrnoException.Of(socket.Family == AF_UNIX ? Errno.EOPNOTSUPP : Errno.EINVAL);
         }
 
@@ -919,7 +926,7 @@ internal static class SocketSyscalls
 
         bool nonBlocking = file.NonBlocking || (flags & MSG_DONTWAIT) != 0;
         bool waitAll = stream && (flags & MSG_WAITALL) != 0 && (flags & MSG_PEEK) == 0 && !nonBlocking;
-        long deadline = Deadline((socket as SentrySocket)?.ReceiveTimeout ?? 0);
+        long deadline = Deadline((socket as IKernelSocket)?.ReceiveTimeout ?? 0);
         int size = (int)Math.Min(total, Chunk);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1));
         long done = 0;

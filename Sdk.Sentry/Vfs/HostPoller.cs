@@ -38,7 +38,7 @@ internal sealed unsafe class HostPoller : IDisposable
         queues[fd] = queue;
         var ev = new LibC.EpollEvent
         {
-            Events = LibC.EPOLLIN | LibC.EPOLLOUT | LibC.EPOLLRDHUP | LibC.EPOLLET,
+            Events = LibC.EPOLLIN | LibC.EPOLLPRI | LibC.EPOLLOUT | LibC.EPOLLRDHUP | LibC.EPOLLET,
             Data = (ulong)fd,
         };
         if (LibC.EpollCtl(epoll, LibC.EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -92,6 +92,7 @@ internal sealed unsafe class HostPoller : IDisposable
     {
         PollEvents result = 0;
         if ((events & LibC.EPOLLIN) != 0) result |= PollEvents.In | PollEvents.ReadNormal;
+        if ((events & LibC.EPOLLPRI) != 0) result |= PollEvents.Priority | PollEvents.ReadBand;
         if ((events & LibC.EPOLLOUT) != 0) result |= PollEvents.Out | PollEvents.WriteNormal;
         if ((events & LibC.EPOLLERR) != 0) result |= PollEvents.Error;
         if ((events & LibC.EPOLLHUP) != 0) result |= PollEvents.HangUp;

@@ -7,6 +7,7 @@ internal static class CommandLine
         "usage: appkernel do [--platform ptrace|kvm] [--rootfs DIR] [--rootfs-mode overlay|readonly|readwrite] [--strace]\n" +
         "                    [--env K=V]... [--cwd DIR] [--hostname NAME] [--plugins DIR] [--bind HOST[:SANDBOX][:ro]]...\n" +
         "                    [--memory BYTES[k|m|g]] [--tasks N] [--open-files N] [--cpu SECONDS] [--wall SECONDS] [--output BYTES[k|m|g]]\n" +
+        "                    [--network none|host] [--allow-connect CIDR[:PORT]]... [--allow-bind PORT]...\n" +
         "                    -- PROGRAM [ARGS...]\n" +
         "       appkernel            (runs a short demo inside a sandbox)";
 

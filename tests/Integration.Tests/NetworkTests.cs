@@ -112,16 +112,6 @@ public sealed class NetworkTests
         Assert.IsFalse(host.Pending(), "a connection reached the host");
     }
 
-    [TestMethod]
-    public async Task HostModeIsNotBuiltYetAndSaysSo()
-    {
-        var error = await Assert.ThrowsExactlyAsync<SandboxConfigurationException>(async () =>
-        {
-            await using var sandbox = await Sandboxes.Factory.CreateAsync(o => o.Network = NetworkMode.Host);
-        });
-        StringAssert.Contains(error.Message, "NetworkMode.Host is not built yet");
-    }
-
     private const string ProcNet = """
         import socket, os
         l = socket.socket(); l.bind(("127.0.0.1", 8080)); l.listen()

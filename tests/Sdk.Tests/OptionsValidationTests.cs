@@ -118,6 +118,21 @@ public sealed class OptionsValidationTests
     }
 
     [TestMethod]
+    public async Task BadIpv6ConnectRuleAndBindPort()
+    {
+        Assert.AreEqual(
+            "SandboxOptions.AllowConnect: '[::1]/128:0' is not CIDR or CIDR:PORT (e.g. 10.0.0.0/8 or 192.168.1.5/32:443).\n"
+            + "SandboxOptions.AllowBind: port 70000 is outside 1-65535.",
+            await FailureOf(o =>
+            {
+                o.Network = NetworkMode.Host;
+                o.AllowConnect.Add("::1/128");
+                o.AllowConnect.Add("[::1]/128:0");
+                o.AllowBind.Add(70000);
+            }));
+    }
+
+    [TestMethod]
     public async Task MountOnRootConflictsWithRootFs()
     {
         Assert.AreEqual(

@@ -54,7 +54,7 @@ internal sealed partial class ProcFileSystem
                 _ => null,
             };
             var remote = remoteBytes is null ? new LoopbackStack.Endpoint(socket.Family == AF_INET ? (UInt128)0xFFFF << 32 : 0, 0) : LoopbackStack.Parse(socket.Family, remoteBytes);
-            int state = socket.IsListening ? 0x0A : remoteBytes is not null ? 0x01 : 0x07;
+            int state = socket is StreamSocket stream ? stream.TcpState : remoteBytes is not null ? 0x01 : 0x07;
             var attributes = socket.Inode!.GetAttributes();
             text.Append(CultureInfo.InvariantCulture, $"{line++,4}: {Hex(local, v6)}:{local.Port:X4} {Hex(remote, v6)}:{remote.Port:X4} {state:X2} {socket.OutputQueued:X8}:{socket.InputQueued:X8} 00:00000000 00000000 {attributes.Uid,5} {0,8} {attributes.Ino}");
             text.Append(type == SOCK_STREAM ? " 1 0000000000000000 100 0 0 10 0\n" : " 2 0000000000000000 0\n");
