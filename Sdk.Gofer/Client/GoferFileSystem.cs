@@ -11,9 +11,10 @@ namespace AppKernel.Gofer;
 public sealed class GoferMountOptions
 {
     /// <summary>
-    /// How long attributes fetched from the Gofer are trusted before being asked again (for
-    /// changes made on the host behind the sandbox's back). Changes the sandbox makes through
-    /// this filesystem are seen at once regardless. <see cref="Timeout.InfiniteTimeSpan"/> trusts forever.
+    /// How long attributes fetched from the Gofer, directory listings, and names the VFS cached
+    /// (found or absent) are trusted before being asked again (for changes made on the host
+    /// behind the sandbox's back). Changes the sandbox makes through this filesystem are seen at
+    /// once regardless. <see cref="Timeout.InfiniteTimeSpan"/> trusts forever.
     /// </summary>
     public TimeSpan AttributeTimeout { get; set; } = TimeSpan.FromSeconds(1);
 }
@@ -79,6 +80,12 @@ public sealed class GoferFileSystem : IFileSystem
 
     /// <inheritdoc/>
     public IInode Root => root;
+
+    /// <summary>
+    /// Names cached by the VFS (found and absent) are trusted for <see cref="GoferMountOptions.AttributeTimeout"/>,
+    /// then looked up again, so that files created, removed or renamed on the host are seen.
+    /// </summary>
+    public TimeSpan LookupCacheTimeout => Options.AttributeTimeout;
 
     /// <summary>The Gofer connection.</summary>
     public GoferConnection Connection { get; }

@@ -626,7 +626,7 @@ internal sealed partial class VirtualFileSystem
         {
             if (parent.Inode.FileSystem.CachesLookups)
             {
-                parent.Cache(name, child);
+                parent.Cache(name, child, LookupExpiry(parent.Inode.FileSystem));
             }
         }
     }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using AppKernel.Sentry.Abi;
 using AppKernel.Sentry.Kernel;
 using AppKernel.Vfs;
@@ -418,26 +419,64 @@ internal sealed partial class VirtualFileSystem
         return new Resolution(current, null);
     }
 
-    /// <summary>The child dentry for <paramref name="name"/>, from the cache or the filesystem; null when absent.</summary>
+    /// <summary>
+    /// The child dentry for <paramref name="name"/>, from the cache or the filesystem; null when
+    /// absent. Names found and names absent are both cached; for a filesystem with a
+    /// <see cref="IFileSystem.LookupCacheTimeout"/> an expired entry is looked up again, and kept
+    /// (its dentry reused) when the name still leads to the same inode.
+    /// </summary>
     public Dentry? LookupChild(Dentry parent, string name)
     {
         var fileSystem = parent.Inode.FileSystem;
         lock (parent)
         {
-            if (fileSystem.CachesLookups && parent.TryGetCached(name, out var cached))
+            bool caches = fileSystem.CachesLookups;
+            Dentry? stale = null;
+            if (caches && parent.TryGetCached(name, out var cached, out long expiresAt))
             {
-                return cached;
+                if (expiresAt == long.MaxValue || Stopwatch.GetTimestamp() < expiresAt)
+                {
+                    return cached;
+                }
+
+                stale = cached;
             }
 
             var inode = parent.Inode.Lookup(name);
-            var child = inode is null ? null : new Dentry(name, parent, inode);
-            if (fileSystem.CachesLookups)
+            Dentry? child;
+            if (stale is not null && (ReferenceEquals(stale.Inode, inode) || stale.MountCount > 0))
             {
-                parent.Cache(name, child);
+                child = stale; // Still the same file (or a mount point, which stays where it is).
+            }
+            else
+            {
+                if (stale is not null)
+                {
+                    stale.Deleted = true; // Replaced or removed behind the sandbox's back.
+                }
+
+                child = inode is null ? null : new Dentry(name, parent, inode);
+            }
+
+            if (caches)
+            {
+                parent.Cache(name, child, LookupExpiry(fileSystem));
             }
 
             return child;
         }
+    }
+
+    /// <summary>When a name cached now in <paramref name="fileSystem"/> stops being trusted.</summary>
+    internal static long LookupExpiry(IFileSystem fileSystem)
+    {
+        var timeout = fileSystem.LookupCacheTimeout;
+        if (timeout == Timeout.InfiniteTimeSpan || timeout < TimeSpan.Zero)
+        {
+            return long.MaxValue;
+        }
+
+        return Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
     }
 
     /// <summary>Follows mounts stacked on <paramref name="path"/> down to the topmost filesystem's root.</summary>
