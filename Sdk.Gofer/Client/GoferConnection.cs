@@ -193,7 +193,6 @@ public sealed partial class GoferConnection : IDisposable
             disposed = true;
         }
 
-        if (Environment.GetEnvironmentVariable("TMP_GOFER_STATS") is not null) { Console.Error.WriteLine(string.Join(", ", RequestStatistics.Select(s => $"{s.Key} {s.Value.Count} ({s.Value.Time.TotalMilliseconds:0.#} ms)"))); } // TEMP
         if (logger.IsEnabled(LogLevel.Information))
         {
             var statistics = RequestStatistics;
