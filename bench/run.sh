@@ -4,6 +4,7 @@
 # on KVM too when /dev/kvm is usable (column appkernel-kvm), with the bare KVM exit as its floor.
 #   bench/run.sh [runs]        (default 5 runs per figure)
 #   BENCH_ONLY=REGEX bench/run.sh [runs]   only the figures whose name matches REGEX
+#   APPKERNEL_BASELINE=DIR/appkernel bench/run.sh   adds a column for another build (before/after)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
@@ -26,7 +27,8 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 fi
 command -v runsc >/dev/null && runners[runsc]="runsc --platform=ptrace --network=none do"
 command -v proot >/dev/null && runners[proot]="proot -r /"
-order=(native appkernel appkernel-kvm runsc proot)
+[ -n "${APPKERNEL_BASELINE:-}" ] && runners[baseline]="$APPKERNEL_BASELINE do --"
+order=(native baseline appkernel appkernel-kvm runsc proot)
 
 # The same runners, but with a host directory the program can write through the runtime's file
 # proxy (AppKernel: a read-write --bind served by the Gofer; runsc: no overlay, so its gofer
@@ -35,6 +37,7 @@ rwdir="$here/$out/rw"
 mkdir -p "$rwdir"
 declare -A rwrunners=([native]="")
 rwrunners[appkernel]="$appkernel do --bind $rwdir --"
+[ -n "${runners[baseline]+x}" ] && rwrunners[baseline]="$APPKERNEL_BASELINE do --bind $rwdir --"
 [ -n "${runners[appkernel-kvm]+x}" ] && rwrunners[appkernel-kvm]="$appkernel do --platform kvm --bind $rwdir --"
 [ -n "${runners[runsc]+x}" ] && rwrunners[runsc]="runsc --platform=ptrace --network=none do -force-overlay=false"
 [ -n "${runners[proot]+x}" ] && rwrunners[proot]="proot -r /"

@@ -249,6 +249,12 @@ internal sealed unsafe partial class GoferServer
                 return Host.Errno;
             }
 
+            ulong directoryDev = 0;
+            if (withAttributes && StatFd(fd, out var directoryStat) == 0)
+            {
+                directoryDev = directoryStat.Dev;
+            }
+
             maxBytes = Math.Max(maxBytes, 1024);
             byte* buffer = stackalloc byte[maxBytes];
             byte* name = stackalloc byte[Wire.MaxName + 1];
@@ -313,8 +319,10 @@ internal sealed unsafe partial class GoferServer
                     w.Bytes(entryName);
                     if (withAttributes)
                     {
-                        // Attributes only when the name still names the listed inode (it may have been replaced since).
-                        bool matches = haveStat && stat.Ino == ino;
+                        // Attributes only when the name still names the listed inode (it may have been
+                        // replaced since) on the directory's filesystem (a mount point shows the
+                        // mounted root: the client walks it and learns it is one).
+                        bool matches = haveStat && stat.Ino == ino && stat.Dev == directoryDev;
                         w.U8(matches ? (byte)1 : (byte)0);
                         if (matches)
                         {
