@@ -16,6 +16,12 @@ namespace AppKernel.Gofer;
 /// refreshed with fstat on the inode's own host descriptor when it has one (no round trip),
 /// are marked stale by the inode's own writes and by mutations through this filesystem that
 /// touch it, and otherwise expire after <see cref="GoferMountOptions.AttributeTimeout"/>.</para>
+/// <para><b>Listings</b> are readdir-plus: a directory keeps its last listing (entries with
+/// attributes) for the attribute timeout, while nothing changed through the filesystem since it
+/// was asked for, and answers lookups from it (absent names too, when it is complete). An inode
+/// made from a listing has no Gofer node until it needs one; it then walks by its listed name,
+/// together with the open or listing that needed it, and is ESTALE if the name now leads to
+/// another file.</para>
 /// <para><b>Host descriptors</b> are fetched from the Gofer once per access kind (read-only,
 /// read-write or write-only) and shared by every open of the inode (the VFS keeps offsets
 /// and flags; I/O is positional), until the inode is collected.</para>

@@ -14,6 +14,9 @@ internal readonly record struct PathContext(Credentials Credentials, VfsPath Roo
 {
     /// <summary>openat2's RESOLVE_* restrictions (none for every other lookup).</summary>
     public ResolveFlags Flags { get; init; }
+
+    /// <summary>A missing component ends the walk with <see cref="Resolution.IsMissing"/> instead of throwing ENOENT (see <see cref="VirtualFileSystem.TryResolve"/>).</summary>
+    public bool ReportMissing { get; init; }
 }
 
 /// <summary>openat2's RESOLVE_* bits.</summary>
@@ -33,6 +36,9 @@ internal enum ResolveFlags : ulong
 internal readonly record struct Resolution(VfsPath Path, FileDescription? Description)
 {
     public IInode Inode => Description?.Operations.Inode ?? Path.Inode;
+
+    /// <summary>A walk with <see cref="PathContext.ReportMissing"/> met a name that does not exist.</summary>
+    public bool IsMissing => Description is null && Path.Mount is null;
 }
 
 /// <summary>
@@ -190,6 +196,30 @@ internal sealed partial class VirtualFileSystem
     }
 
     /// <summary>
+    /// <see cref="Resolve"/>, except that a missing name (ENOENT, the everyday failure of stat,
+    /// access and open) returns false instead of throwing: a .NET exception costs more than the
+    /// rest of a cached lookup. Other errors still throw.
+    /// </summary>
+    public bool TryResolve(in PathContext context, string path, bool followFinal, out Resolution resolution)
+    {
+        if (path.Length == 0)
+        {
+            resolution = default;
+            return false;
+        }
+
+        if (path.Length >= LinuxConstants.PathMax)
+        {
+            throw ErrnoException.Of(Errno.ENAMETOOLONG);
+        }
+
+        int symlinks = 0;
+        var reporting = context with { ReportMissing = true };
+        resolution = Walk(reporting, path[0] == '/' ? context.Root : context.Start, path, followFinal, ref symlinks);
+        return !resolution.IsMissing;
+    }
+
+    /// <summary>
     /// Resolves all but the last component of <paramref name="path"/> (for create, unlink, rename).
     /// The name is "." or ".." when the path ends so; callers turn those into Linux's errors.
     /// </summary>
@@ -334,7 +364,12 @@ internal sealed partial class VirtualFileSystem
                 throw ErrnoException.Of(Errno.ENAMETOOLONG);
             }
 
-            var child = LookupChild(current.Dentry, component) ?? throw ErrnoException.Of(Errno.ENOENT);
+            var child = LookupChild(current.Dentry, component);
+            if (child is null)
+            {
+                return context.ReportMissing ? default : throw ErrnoException.Of(Errno.ENOENT);
+            }
+
             var next = CrossMounts(new VfsPath(current.Mount, child));
             if ((context.Flags & ResolveFlags.NoCrossDevice) != 0 && next.Mount != current.Mount)
             {
@@ -399,7 +434,7 @@ internal sealed partial class VirtualFileSystem
                 }
 
                 var resolved = Walk(context, linkTarget[0] == '/' ? context.Root : current, linkTarget, followFinal: true, ref symlinks);
-                if (resolved.Description is not null)
+                if (resolved.Description is not null || resolved.IsMissing)
                 {
                     return resolved;
                 }
