@@ -192,7 +192,8 @@ internal sealed partial class VirtualFileSystem
         }
 
         int symlinks = 0;
-        return Walk(context, path[0] == '/' ? context.Root : context.Start, path, followFinal, ref symlinks);
+        var resolution = Walk(context, path[0] == '/' ? context.Root : context.Start, path, followFinal, ref symlinks);
+        return resolution.IsMissing ? throw ErrnoException.Of(Errno.ENOENT) : resolution;
     }
 
     /// <summary>
@@ -268,6 +269,11 @@ internal sealed partial class VirtualFileSystem
         {
             int symlinks = 0;
             var resolution = Walk(context, trimmed[0] == '/' ? context.Root : context.Start, trimmed[..slash], followFinal: true, ref symlinks);
+            if (resolution.IsMissing)
+            {
+                throw ErrnoException.Of(Errno.ENOENT);
+            }
+
             if (resolution.Description is not null)
             {
                 throw ErrnoException.Of(Errno.ENOTDIR);
