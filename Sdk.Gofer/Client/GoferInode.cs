@@ -61,6 +61,7 @@ public sealed class GoferInode : IInode
     private bool listingFromStart;
     private long endHostCookie = -1;
     private Dictionary<string, WeakReference<GoferInode>>? lazyChildren;
+    private Dictionary<string, GoferMountPointInode>? mountPoints;
 
     internal GoferInode(GoferFileSystem fs, ulong node, in WireAttributes attributes)
         : this(fs, attributes, Stopwatch.GetTimestamp())
@@ -494,9 +495,26 @@ public sealed class GoferInode : IInode
             0 => fs.Intern(reply),
             (int)Errno.ENOENT => null,
             // A host mount point: the gofer does not cross mounts, so it shows as an empty directory.
-            (int)Errno.EXDEV => new GoferMountPointInode(fs, MountPointIno(name)),
+            (int)Errno.EXDEV => MountPoint(name),
             _ => throw ErrnoException.Of((Errno)status),
         };
+    }
+
+    /// <summary>The stand-in for the host mount point <paramref name="name"/>: one object per name, so that the VFS keeps its dentry when it looks the name up again.</summary>
+    private GoferMountPointInode MountPoint(string name)
+    {
+        ulong ino = MountPointIno(name);
+        lock (gate)
+        {
+            mountPoints ??= new Dictionary<string, GoferMountPointInode>(StringComparer.Ordinal);
+            if (!mountPoints.TryGetValue(name, out var inode))
+            {
+                inode = new GoferMountPointInode(fs, ino);
+                mountPoints[name] = inode;
+            }
+
+            return inode;
+        }
     }
 
     private ulong MountPointIno(string name) => GetAttributes().Ino ^ ((ulong)(uint)string.GetHashCode(name, StringComparison.Ordinal) << 20) | 1UL << 62;
