@@ -18,6 +18,14 @@ public interface IFileSystem
     /// </summary>
     bool CachesLookups => true;
 
+    /// <summary>
+    /// How long the VFS trusts a cached name (found or absent) before asking the filesystem
+    /// again, for filesystems whose names can also change outside the sandbox (a host
+    /// directory). <see cref="Timeout.InfiniteTimeSpan"/> (the default) trusts cached names
+    /// until the sandbox itself changes them. Only meaningful when <see cref="CachesLookups"/> is true.
+    /// </summary>
+    TimeSpan LookupCacheTimeout => Timeout.InfiniteTimeSpan;
+
     /// <summary>Called when the last mount of the instance goes away.</summary>
     void Release()
     {

@@ -11,7 +11,7 @@ internal readonly record struct NodeReply(ulong Node, WireAttributes Attributes)
 internal readonly record struct ReleasedNode(GoferFileSystem? FileSystem, ulong Node, ulong Dev, ulong Ino, GoferPageCache? Pages);
 
 /// <summary>One directory entry as the Gofer sends it (host cookie).</summary>
-internal readonly record struct WireDirent(ulong Ino, long NextHostCookie, byte Type, string Name);
+internal readonly record struct WireDirent(ulong Ino, long NextHostCookie, byte Type, string Name, bool HasAttributes, WireAttributes Attributes);
 
 /// <summary>The typed requests. Each returns 0 or the errno the Gofer answered; transport failures throw EIO.</summary>
 public sealed partial class GoferConnection
@@ -89,7 +89,8 @@ public sealed partial class GoferConnection
         }
     }
 
-    internal int ReadDir(ulong dir, long hostCookie, List<WireDirent> entries)
+    /// <summary>One batch of <paramref name="dir"/>'s entries from <paramref name="hostCookie"/>; <paramref name="end"/> when the directory has no more.</summary>
+    internal int ReadDir(ulong dir, long hostCookie, bool withAttributes, List<WireDirent> entries, out bool end)
     {
         var s = Rent();
         try
@@ -98,19 +99,48 @@ public sealed partial class GoferConnection
             w.U64(dir);
             w.I64(hostCookie);
             w.U32(Wire.MaxReadDirBytes);
+            w.U32(withAttributes ? Wire.ReadDirAttributes : 0);
             var r = Exchange(s, w.Finish(), -1, out _);
+            end = false;
             if (r.Status != 0)
             {
                 return r.Status;
             }
 
-            uint count = r.U32();
-            for (uint i = 0; i < count; i++)
+            ReadEntries(ref r, withAttributes, entries, out end);
+            return 0;
+        }
+        finally
+        {
+            Return(s);
+        }
+    }
+
+    /// <summary>Walk + ReadDir: 0 or the walk's errno; <paramref name="listStatus"/> is the listing's.</summary>
+    internal int WalkReadDir(ulong dir, string name, long hostCookie, bool withAttributes, List<WireDirent> entries, out NodeReply reply, out int listStatus, out bool end)
+    {
+        var s = Rent();
+        try
+        {
+            var w = s.Begin(Op.WalkReadDir);
+            w.U64(dir);
+            w.String(name);
+            w.I64(hostCookie);
+            w.U32(Wire.MaxReadDirBytes);
+            w.U32(withAttributes ? Wire.ReadDirAttributes : 0);
+            var r = Exchange(s, w.Finish(), -1, out _);
+            end = false;
+            listStatus = 0;
+            int status = ReadNode(ref r, out reply);
+            if (status != 0)
             {
-                ulong ino = r.U64();
-                long next = r.I64();
-                byte type = r.U8();
-                entries.Add(new WireDirent(ino, next, type, r.String()));
+                return status;
+            }
+
+            listStatus = r.I32();
+            if (listStatus == 0)
+            {
+                ReadEntries(ref r, withAttributes, entries, out end);
             }
 
             return 0;
@@ -119,6 +149,65 @@ public sealed partial class GoferConnection
         {
             Return(s);
         }
+    }
+
+    /// <summary>Walk + Open: 0 or the walk's errno; <paramref name="openStatus"/> is the open's (with <paramref name="fd"/> and <paramref name="attributes"/> when 0).</summary>
+    internal int WalkOpen(ulong dir, string name, int flags, out NodeReply reply, out int openStatus, out int fd, out WireAttributes attributes)
+    {
+        var s = Rent();
+        try
+        {
+            var w = s.Begin(Op.WalkOpen);
+            w.U64(dir);
+            w.String(name);
+            w.U32((uint)flags);
+            var r = Exchange(s, w.Finish(), -1, out fd);
+            openStatus = 0;
+            attributes = default;
+            int status = ReadNode(ref r, out reply);
+            if (status != 0)
+            {
+                return status;
+            }
+
+            openStatus = r.I32();
+            if (openStatus == 0)
+            {
+                attributes = WireAttributes.Read(ref r);
+                if (fd < 0)
+                {
+                    throw Broken(s, "open answered without a descriptor");
+                }
+            }
+            else if (fd >= 0)
+            {
+                Host.Close(fd);
+                fd = -1;
+            }
+
+            return 0;
+        }
+        finally
+        {
+            Return(s);
+        }
+    }
+
+    private static void ReadEntries(ref MessageReader r, bool withAttributes, List<WireDirent> entries, out bool end)
+    {
+        uint count = r.U32();
+        for (uint i = 0; i < count; i++)
+        {
+            ulong ino = r.U64();
+            long next = r.I64();
+            byte type = r.U8();
+            string entryName = r.String();
+            bool hasAttributes = withAttributes && r.U8() != 0;
+            var attributes = hasAttributes ? WireAttributes.Read(ref r) : default;
+            entries.Add(new WireDirent(ino, next, type, entryName, hasAttributes, attributes));
+        }
+
+        end = r.U8() != 0;
     }
 
     internal int ReadLink(ulong node, out string target)

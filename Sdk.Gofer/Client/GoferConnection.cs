@@ -51,8 +51,12 @@ public sealed partial class GoferConnection : IDisposable
     private GoferRootInfo[] roots = [];
     private readonly int handshakeSendError;
     private long liveNodes;
+    private readonly long[] requestCounts = new long[RequestCounterSlots];
+    private readonly long[] requestTicks = new long[RequestCounterSlots];
     private long nextCollectionAt;
     private bool disposed;
+
+    private const int RequestCounterSlots = 32;
 
     internal GoferConnection(GoferProcess process, int controlFd, int dataFd, GoferLaunchOptions options, ILogger? logger)
     {
@@ -93,6 +97,28 @@ public sealed partial class GoferConnection : IDisposable
 
     /// <summary>Nodes the client holds (inodes alive or awaiting finalization), for diagnostics.</summary>
     public long LiveNodes => Interlocked.Read(ref liveNodes);
+
+    /// <summary>
+    /// Round trips made so far, by operation name (only operations used at least once), with the
+    /// time spent waiting for their answers: for profiling how many Gofer requests a workload costs.
+    /// </summary>
+    public IReadOnlyDictionary<string, (long Count, TimeSpan Time)> RequestStatistics
+    {
+        get
+        {
+            var result = new SortedDictionary<string, (long Count, TimeSpan Time)>(StringComparer.Ordinal);
+            for (int op = 0; op < RequestCounterSlots; op++)
+            {
+                long count = Interlocked.Read(ref requestCounts[op]);
+                if (count != 0)
+                {
+                    result[((Op)op).ToString()] = (count, Stopwatch.GetElapsedTime(0, Interlocked.Read(ref requestTicks[op])));
+                }
+            }
+
+            return result;
+        }
+    }
 
     /// <summary>Connections currently open (for diagnostics).</summary>
     public int ConnectionCount
@@ -165,6 +191,15 @@ public sealed partial class GoferConnection : IDisposable
             }
 
             disposed = true;
+        }
+
+        if (logger.IsEnabled(LogLevel.Information))
+        {
+            var statistics = RequestStatistics;
+            if (statistics.Count != 0)
+            {
+                LogStatistics(logger, process.Pid, string.Join(", ", statistics.Select(s => $"{s.Key} {s.Value.Count} ({s.Value.Time.TotalMilliseconds:0.#} ms)")));
+            }
         }
 
         failure ??= "the gofer connection was disposed";
@@ -393,6 +428,8 @@ public sealed partial class GoferConnection : IDisposable
     internal MessageReader Exchange(PooledSocket socket, ReadOnlySpan<byte> request, int passFd, out int receivedFd)
     {
         receivedFd = -1;
+        long started = Stopwatch.GetTimestamp();
+        int op = request.Length >= Wire.HeaderSize ? BitConverter.ToUInt16(request[8..10]) % RequestCounterSlots : 0;
         int sent = SeqPacket.Send(socket.Fd, request, passFd);
         if (sent != 0)
         {
@@ -466,6 +503,8 @@ public sealed partial class GoferConnection : IDisposable
             receivedFd = -1;
         }
 
+        Interlocked.Increment(ref requestCounts[op]);
+        Interlocked.Add(ref requestTicks[op], Stopwatch.GetTimestamp() - started);
         return r;
     }
 
@@ -615,6 +654,9 @@ public sealed partial class GoferConnection : IDisposable
     }
 
     // ---- Logging --------------------------------------------------------------------------
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Gofer {Pid} round trips: {Statistics}")]
+    private static partial void LogStatistics(ILogger logger, int pid, string statistics);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "Gofer {Pid} ready in {Milliseconds:0.0} ms (runtime start {RuntimeMilliseconds:0.0} ms)")]
     private static partial void LogReady(ILogger logger, int pid, double milliseconds, double runtimeMilliseconds);

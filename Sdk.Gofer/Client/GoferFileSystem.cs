@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using AppKernel.Gofer.Client;
+using AppKernel.Gofer.Protocol;
 using AppKernel.Memory;
 using AppKernel.Vfs;
 using FileMode = AppKernel.Vfs.FileMode;
@@ -9,9 +11,10 @@ namespace AppKernel.Gofer;
 public sealed class GoferMountOptions
 {
     /// <summary>
-    /// How long attributes fetched from the Gofer are trusted before being asked again (for
-    /// changes made on the host behind the sandbox's back). Changes the sandbox makes through
-    /// this filesystem are seen at once regardless. <see cref="Timeout.InfiniteTimeSpan"/> trusts forever.
+    /// How long attributes fetched from the Gofer, directory listings, and names the VFS cached
+    /// (found or absent) are trusted before being asked again (for changes made on the host
+    /// behind the sandbox's back). Changes the sandbox makes through this filesystem are seen at
+    /// once regardless. <see cref="Timeout.InfiniteTimeSpan"/> trusts forever.
     /// </summary>
     public TimeSpan AttributeTimeout { get; set; } = TimeSpan.FromSeconds(1);
 }
@@ -39,6 +42,7 @@ public sealed class GoferFileSystem : IFileSystem
     private readonly List<WeakReference<GoferPageCache>> caches = [];
     private readonly GoferInode root;
     private volatile bool released;
+    private long lastChange;
 
     /// <summary>Attaches to root <paramref name="rootIndex"/> of a running Gofer.</summary>
     /// <param name="connection">The Gofer (from <see cref="GoferLauncher"/>); several filesystems may share it.</param>
@@ -76,6 +80,12 @@ public sealed class GoferFileSystem : IFileSystem
 
     /// <inheritdoc/>
     public IInode Root => root;
+
+    /// <summary>
+    /// Names cached by the VFS (found and absent) are trusted for <see cref="GoferMountOptions.AttributeTimeout"/>,
+    /// then looked up again, so that files created, removed or renamed on the host are seen.
+    /// </summary>
+    public TimeSpan LookupCacheTimeout => Options.AttributeTimeout;
 
     /// <summary>The Gofer connection.</summary>
     public GoferConnection Connection { get; }
@@ -142,8 +152,12 @@ public sealed class GoferFileSystem : IFileSystem
         {
             if (inodes.TryGetValue(key, out var weak) && weak.TryGetTarget(out var existing) && existing.IsSameFile(attributes))
             {
-                existing.Refresh(attributes);
-                Connection.QueueRelease(new ReleasedNode(null, reply.Node, 0, 0, null));
+                if (!existing.TryAdoptNode(reply))
+                {
+                    existing.Refresh(attributes);
+                    Connection.QueueRelease(new ReleasedNode(null, reply.Node, 0, 0, null));
+                }
+
                 return existing;
             }
 
@@ -153,6 +167,40 @@ public sealed class GoferFileSystem : IFileSystem
             return inode;
         }
     }
+
+    /// <summary>
+    /// The inode for an entry of <paramref name="parent"/>'s listing (readdir-plus): the live one
+    /// for the same host inode when there is one, else a new one that has no Gofer node until it
+    /// needs one (it is walked then, by its name). No round trip either way.
+    /// </summary>
+    internal GoferInode InternListed(GoferInode parent, string name, in WireAttributes attributes, long listed)
+    {
+        var key = (attributes.Dev, attributes.Ino);
+        GoferInode inode;
+        lock (gate)
+        {
+            if (inodes.TryGetValue(key, out var weak) && weak.TryGetTarget(out var existing) && existing.IsSameFile(attributes))
+            {
+                existing.RefreshFromListing(attributes, listed);
+                return existing;
+            }
+
+            inode = new GoferInode(this, parent, name, attributes, listed);
+            inodes[key] = new WeakReference<GoferInode>(inode);
+        }
+
+        parent.AddListedChild(name, inode);
+        return inode;
+    }
+
+    /// <summary>
+    /// When this filesystem last changed something (any mutation or write through it, as a
+    /// monotonic timestamp): listings made before it no longer stand in for lookups.
+    /// </summary>
+    internal long LastChange => Volatile.Read(ref lastChange);
+
+    /// <summary>Records a change made through this filesystem (see <see cref="LastChange"/>).</summary>
+    internal void Changed() => Volatile.Write(ref lastChange, Stopwatch.GetTimestamp());
 
     /// <summary>An inode was collected: forget its table entry and give back its pages.</summary>
     internal void Forget(in ReleasedNode item)

@@ -16,6 +16,12 @@ namespace AppKernel.Gofer;
 /// refreshed with fstat on the inode's own host descriptor when it has one (no round trip),
 /// are marked stale by the inode's own writes and by mutations through this filesystem that
 /// touch it, and otherwise expire after <see cref="GoferMountOptions.AttributeTimeout"/>.</para>
+/// <para><b>Listings</b> are readdir-plus: a directory keeps its last listing (entries with
+/// attributes) for the attribute timeout, while nothing changed through the filesystem since it
+/// was asked for, and answers lookups from it (absent names too, when it is complete). An inode
+/// made from a listing has no Gofer node until it needs one; it then walks by its listed name,
+/// together with the open or listing that needed it, and is ESTALE if the name now leads to
+/// another file.</para>
 /// <para><b>Host descriptors</b> are fetched from the Gofer once per access kind (read-only,
 /// read-write or write-only) and shared by every open of the inode (the VFS keeps offsets
 /// and flags; I/O is positional), until the inode is collected.</para>
@@ -39,23 +45,59 @@ public sealed class GoferInode : IInode
     private HostFileHandle? writeHandle;
     private GoferPageCache? pageCache;
     private string? linkTarget;
+    private long fetchedAt;
+
+    // The Gofer node (an O_PATH descriptor there), 0 while the inode is known only from its
+    // directory's listing: it is walked (from lazyParent by lazyName) when first needed.
+    private ulong node;
+    private GoferInode? lazyParent;
+    private string? lazyName;
+
+    // Directories: the last listing with its entries' attributes (readdir-plus), so that a lookup
+    // that follows a listing needs no round trip; see TryListed.
+    private Dictionary<string, WireDirent>? listing;
+    private long listedAt;
+    private bool listingComplete;
+    private bool listingFromStart;
+    private long endHostCookie = -1;
+    private Dictionary<string, WeakReference<GoferInode>>? lazyChildren;
+    private Dictionary<string, GoferMountPointInode>? mountPoints;
 
     internal GoferInode(GoferFileSystem fs, ulong node, in WireAttributes attributes)
+        : this(fs, attributes, Stopwatch.GetTimestamp())
+    {
+        this.node = node;
+    }
+
+    /// <summary>An inode known from <paramref name="parent"/>'s listing (as <paramref name="name"/>, at <paramref name="listed"/>), not walked yet.</summary>
+    internal GoferInode(GoferFileSystem fs, GoferInode parent, string name, in WireAttributes attributes, long listed)
+        : this(fs, attributes, listed)
+    {
+        lazyParent = parent;
+        lazyName = name;
+    }
+
+    private GoferInode(GoferFileSystem fs, in WireAttributes attributes, long fetched)
     {
         this.fs = fs;
-        Node = node;
         Dev = attributes.Dev;
         Ino = attributes.Ino;
         Type = (FileMode)(attributes.Type);
         this.attributes = attributes;
-        validUntil = ExpiryFromNow();
+        fetchedAt = fetched;
+        validUntil = ExpiryFrom(fetched);
     }
 
     /// <summary>Releases the Gofer's node once the inode is unreachable (without blocking: the release is queued).</summary>
     ~GoferInode()
     {
-        fs.Connection.NodeDropped();
-        fs.Connection.QueueRelease(new ReleasedNode(fs, Node, Dev, Ino, pageCache));
+        ulong held = node;
+        if (held != 0)
+        {
+            fs.Connection.NodeDropped();
+        }
+
+        fs.Connection.QueueRelease(new ReleasedNode(fs, held, Dev, Ino, pageCache));
     }
 
     /// <inheritdoc/>
@@ -67,7 +109,18 @@ public sealed class GoferInode : IInode
     /// <summary>The file type.</summary>
     public FileMode Type { get; }
 
-    internal ulong Node { get; }
+    /// <summary>The Gofer node, walked now if the inode was known only from a listing.</summary>
+    internal ulong Node
+    {
+        get
+        {
+            ulong held = Volatile.Read(ref node);
+            return held != 0 ? held : Resolve();
+        }
+    }
+
+    /// <summary>True once the inode holds a Gofer node (false for one known only from a listing).</summary>
+    internal bool HasNode => Volatile.Read(ref node) != 0;
 
     internal ulong Dev { get; }
 
@@ -89,6 +142,15 @@ public sealed class GoferInode : IInode
 
         WireAttributes fresh;
         var handle = Volatile.Read(ref writeHandle) ?? Volatile.Read(ref readHandle);
+        if (!HasNode)
+        {
+            Resolve(); // The walk answers fresh attributes.
+            lock (gate)
+            {
+                return attributes.ToInodeAttributes();
+            }
+        }
+
         if (handle is not null)
         {
             fresh = WireAttributes.From(handle.Stat());
@@ -156,22 +218,49 @@ public sealed class GoferInode : IInode
 
     internal void Refresh(in WireAttributes fresh)
     {
+        long now = Stopwatch.GetTimestamp();
         lock (gate)
         {
             attributes = fresh;
-            validUntil = ExpiryFromNow();
+            fetchedAt = now;
+            validUntil = ExpiryFrom(now);
+        }
+    }
+
+    /// <summary>
+    /// Takes attributes a directory listing gave at <paramref name="listed"/>, unless what the
+    /// inode has is newer or this filesystem changed something since the listing was made.
+    /// </summary>
+    internal void RefreshFromListing(in WireAttributes listedAttributes, long listed)
+    {
+        if (listed <= fs.LastChange)
+        {
+            return;
+        }
+
+        lock (gate)
+        {
+            if (listed > fetchedAt)
+            {
+                attributes = listedAttributes;
+                fetchedAt = listed;
+                validUntil = ExpiryFrom(listed);
+            }
         }
     }
 
     internal void InvalidateAttributes()
     {
+        fs.Changed();
         lock (gate)
         {
             validUntil = 0;
+            listing = null;
+            endHostCookie = -1;
         }
     }
 
-    private long ExpiryFromNow()
+    private long ExpiryFrom(long timestamp)
     {
         var timeout = fs.Options.AttributeTimeout;
         if (timeout == Timeout.InfiniteTimeSpan)
@@ -179,7 +268,213 @@ public sealed class GoferInode : IInode
             return long.MaxValue;
         }
 
-        return Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        return timestamp + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+    }
+
+    // ---- Nodes of inodes known from a listing ---------------------------------------------
+
+    /// <summary>Walks to the inode's node (it was known only from its directory's listing).</summary>
+    private ulong Resolve()
+    {
+        GoferInode? parent;
+        string? name;
+        lock (gate)
+        {
+            if (node != 0)
+            {
+                return node;
+            }
+
+            parent = lazyParent;
+            name = lazyName;
+        }
+
+        if (parent is null || name is null)
+        {
+            throw ErrnoException.Of(Errno.ESTALE);
+        }
+
+        int status = Connection.Walk(parent.Node, name, out var reply);
+        if (status != 0)
+        {
+            // The name changed on the host since the listing: the object the sandbox holds is gone.
+            throw new ErrnoException(status == (int)Errno.ENOENT ? Errno.ESTALE : (Errno)status, $"'{name}' changed on the host since its directory was listed");
+        }
+
+        return AdoptWalked(reply, name);
+    }
+
+    /// <summary>Makes <paramref name="reply"/> (a walk to this inode's name) its node: ESTALE when the name now names another file.</summary>
+    private ulong AdoptWalked(in NodeReply reply, string name)
+    {
+        if (TryAdoptNode(reply))
+        {
+            return reply.Node;
+        }
+
+        Connection.QueueRelease(new ReleasedNode(null, reply.Node, 0, 0, null));
+        ulong held = Volatile.Read(ref node);
+        if (held != 0)
+        {
+            return held; // Another thread walked first.
+        }
+
+        throw new ErrnoException(Errno.ESTALE, $"'{name}' names another file on the host since its directory was listed");
+    }
+
+    /// <summary>Takes the node of a walk that reached this same file, if the inode has none yet.</summary>
+    internal bool TryAdoptNode(in NodeReply reply)
+    {
+        var fresh = reply.Attributes;
+        long now = Stopwatch.GetTimestamp();
+        lock (gate)
+        {
+            if (node != 0 || fresh.Ino != Ino || fresh.Dev != Dev || !IsSameFile(fresh))
+            {
+                return false;
+            }
+
+            Volatile.Write(ref node, reply.Node);
+            lazyParent = null;
+            lazyName = null;
+            attributes = fresh;
+            fetchedAt = now;
+            validUntil = ExpiryFrom(now);
+        }
+
+        Connection.NodeAdopted();
+        return true;
+    }
+
+    /// <summary>The parent and name to walk for a node-less inode, or false when it has a node.</summary>
+    private bool TryGetLazyName(out GoferInode parent, out string name)
+    {
+        lock (gate)
+        {
+            parent = lazyParent!;
+            name = lazyName!;
+            return node == 0 && parent is not null && name is not null;
+        }
+    }
+
+    /// <summary>Before a mutation of <paramref name="name"/> in this directory: gives a child known only from the listing its node, while the name still leads to it.</summary>
+    private void ResolveListedChild(string name)
+    {
+        GoferInode? child = null;
+        lock (gate)
+        {
+            if (lazyChildren is not null && lazyChildren.Remove(name, out var weak))
+            {
+                weak.TryGetTarget(out child);
+            }
+        }
+
+        if (child is not null && !child.HasNode)
+        {
+            try
+            {
+                child.Resolve();
+            }
+            catch (ErrnoException)
+            {
+                // Already gone on the host: the mutation will say so.
+            }
+        }
+    }
+
+    /// <summary>Remembers a child made from the listing (see <see cref="ResolveListedChild"/>).</summary>
+    internal void AddListedChild(string name, GoferInode child)
+    {
+        lock (gate)
+        {
+            lazyChildren ??= new Dictionary<string, WeakReference<GoferInode>>(StringComparer.Ordinal);
+            if (lazyChildren.Count >= 4096)
+            {
+                foreach (var (key, weak) in lazyChildren)
+                {
+                    if (!weak.TryGetTarget(out var alive) || alive.HasNode)
+                    {
+                        lazyChildren.Remove(key);
+                    }
+                }
+            }
+
+            lazyChildren[name] = new WeakReference<GoferInode>(child);
+        }
+    }
+
+    /// <summary>
+    /// What the directory's last listing says of <paramref name="name"/>, while it is fresh (within
+    /// the attribute timeout, and nothing changed through this filesystem since): its entry with
+    /// attributes, or that it is absent (the listing was complete). False when the listing cannot tell.
+    /// </summary>
+    private bool TryListed(string name, out WireDirent entry, out long listed, out bool absent)
+    {
+        entry = default;
+        absent = false;
+        long now = Stopwatch.GetTimestamp();
+        lock (gate)
+        {
+            listed = listedAt;
+            if (listing is null)
+            {
+                return false;
+            }
+
+            if (now >= ExpiryFrom(listedAt) || listedAt <= fs.LastChange)
+            {
+                listing = null;
+                endHostCookie = -1;
+                return false;
+            }
+
+            if (listing.TryGetValue(name, out entry))
+            {
+                return entry.HasAttributes;
+            }
+
+            absent = listingComplete;
+            return absent;
+        }
+    }
+
+    /// <summary>Records a batch of the listing (from host cookie <paramref name="from"/>, requested at <paramref name="stamp"/>).</summary>
+    private void RecordListing(long from, List<WireDirent> batch, bool end, long stamp)
+    {
+        long now = Stopwatch.GetTimestamp();
+        lock (gate)
+        {
+            if (from == 0 || listing is null || now >= ExpiryFrom(listedAt) || listedAt <= fs.LastChange)
+            {
+                listing = new Dictionary<string, WireDirent>(batch.Count, StringComparer.Ordinal);
+                listedAt = stamp;
+                listingFromStart = from == 0;
+                listingComplete = false;
+                endHostCookie = -1;
+            }
+
+            foreach (var entry in batch)
+            {
+                listing[entry.Name] = entry;
+            }
+
+            if (end)
+            {
+                listingComplete = listingFromStart;
+                endHostCookie = batch.Count == 0 ? from : batch[^1].NextHostCookie;
+            }
+        }
+    }
+
+    /// <summary>True when <paramref name="hostCookie"/> is where the fresh listing found the end of the directory.</summary>
+    private bool AtListedEnd(long hostCookie)
+    {
+        long now = Stopwatch.GetTimestamp();
+        lock (gate)
+        {
+            return listing is not null && endHostCookie >= 0 && hostCookie == endHostCookie &&
+                now < ExpiryFrom(listedAt) && listedAt > fs.LastChange;
+        }
     }
 
     // ---- Directories --------------------------------------------------------------------
@@ -189,15 +484,37 @@ public sealed class GoferInode : IInode
     {
         CheckDirectory();
         CheckName(name);
+        if (TryListed(name, out var entry, out long listed, out bool absent))
+        {
+            return absent ? null : fs.InternListed(this, name, entry.Attributes, listed);
+        }
+
         int status = Connection.Walk(Node, name, out var reply);
         return status switch
         {
             0 => fs.Intern(reply),
             (int)Errno.ENOENT => null,
             // A host mount point: the gofer does not cross mounts, so it shows as an empty directory.
-            (int)Errno.EXDEV => new GoferMountPointInode(fs, MountPointIno(name)),
+            (int)Errno.EXDEV => MountPoint(name),
             _ => throw ErrnoException.Of((Errno)status),
         };
+    }
+
+    /// <summary>The stand-in for the host mount point <paramref name="name"/>: one object per name, so that the VFS keeps its dentry when it looks the name up again.</summary>
+    private GoferMountPointInode MountPoint(string name)
+    {
+        ulong ino = MountPointIno(name);
+        lock (gate)
+        {
+            mountPoints ??= new Dictionary<string, GoferMountPointInode>(StringComparer.Ordinal);
+            if (!mountPoints.TryGetValue(name, out var inode))
+            {
+                inode = new GoferMountPointInode(fs, ino);
+                mountPoints[name] = inode;
+            }
+
+            return inode;
+        }
     }
 
     private ulong MountPointIno(string name) => GetAttributes().Ino ^ ((ulong)(uint)string.GetHashCode(name, StringComparison.Ordinal) << 20) | 1UL << 62;
@@ -214,21 +531,46 @@ public sealed class GoferInode : IInode
         var batch = new List<WireDirent>();
         while (true)
         {
+            if (AtListedEnd(hostCookie))
+            {
+                yield break; // The listing found the end here a moment ago: no round trip to learn it again.
+            }
+
             batch.Clear();
-            int status = Connection.ReadDir(Node, hostCookie, batch);
+            long stamp = Stopwatch.GetTimestamp();
+            bool end;
+            int status;
+            if (TryGetLazyName(out var parent, out var name))
+            {
+                // Not walked yet: walk and list in one round trip.
+                status = Connection.WalkReadDir(parent.Node, name, hostCookie, withAttributes: true, batch, out var reply, out int listStatus, out end);
+                if (status != 0)
+                {
+                    throw new ErrnoException(status == (int)Errno.ENOENT ? Errno.ESTALE : (Errno)status, $"'{name}' changed on the host since its directory was listed");
+                }
+
+                AdoptWalked(reply, name);
+                status = listStatus;
+            }
+            else
+            {
+                status = Connection.ReadDir(Node, hostCookie, withAttributes: true, batch, out end);
+            }
+
             if (status != 0)
             {
                 throw ErrnoException.Of((Errno)status);
             }
 
-            if (batch.Count == 0)
-            {
-                yield break;
-            }
-
+            RecordListing(hostCookie, batch, end, stamp);
             foreach (var entry in batch)
             {
                 yield return new DirectoryEntry(entry.Name, entry.Ino, (FileMode)((uint)entry.Type << 12), ToCookie(entry.NextHostCookie));
+            }
+
+            if (end || batch.Count == 0)
+            {
+                yield break;
             }
 
             long next = batch[^1].NextHostCookie;
@@ -346,6 +688,7 @@ public sealed class GoferInode : IInode
     private void Remove(string name, bool directory)
     {
         CheckMutableDirectory(name);
+        ResolveListedChild(name);
         int status = Connection.Unlink(Node, name, directory, out ulong ino);
         if (status != 0)
         {
@@ -371,6 +714,8 @@ public sealed class GoferInode : IInode
             throw ErrnoException.Of(Errno.EINVAL); // RENAME_WHITEOUT belongs to the overlay, not the host.
         }
 
+        ResolveListedChild(oldName);
+        other.ResolveListedChild(newName);
         int status = Connection.Rename(Node, oldName, other.Node, newName, (uint)flags, out ulong moved, out ulong replaced);
         if (status != 0)
         {
@@ -466,7 +811,33 @@ public sealed class GoferInode : IInode
         }
 
         bool readable = !write || read;
-        int status = Connection.Open(Node, write ? Host.O_RDWR : Host.O_RDONLY, out int fd, out var fresh);
+        int status;
+        int fd;
+        WireAttributes fresh;
+        if (TryGetLazyName(out var parent, out var name))
+        {
+            // Not walked yet: walk and open in one round trip.
+            int walked = Connection.WalkOpen(parent.Node, name, write ? Host.O_RDWR : Host.O_RDONLY, out var reply, out status, out fd, out fresh);
+            if (walked != 0)
+            {
+                throw new ErrnoException(walked == (int)Errno.ENOENT ? Errno.ESTALE : (Errno)walked, $"'{name}' changed on the host since its directory was listed");
+            }
+
+            try
+            {
+                AdoptWalked(reply, name);
+            }
+            catch
+            {
+                Host.CloseQuietly(fd);
+                throw;
+            }
+        }
+        else
+        {
+            status = Connection.Open(Node, write ? Host.O_RDWR : Host.O_RDONLY, out fd, out fresh);
+        }
+
         if (status == (int)Errno.EACCES && write && !read)
         {
             readable = false; // Write-only files (mode 0200) can still be written.

@@ -69,6 +69,17 @@ internal ref struct MessageWriter
         value.CopyTo(Take(value.Length));
     }
 
+    /// <summary>Drops what was written after <paramref name="length"/> bytes.</summary>
+    public void Truncate(int length)
+    {
+        if ((uint)length > (uint)position || length < Wire.HeaderSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(length));
+        }
+
+        position = length;
+    }
+
     /// <summary>Sets a flag in the header after the fact.</summary>
     public readonly void SetFlags(ushort flags) => BinaryPrimitives.WriteUInt16LittleEndian(buffer[10..], flags);
 

@@ -21,7 +21,7 @@ namespace AppKernel.Gofer.Protocol;
 internal static class Wire
 {
     /// <summary>The protocol version this build speaks.</summary>
-    public const uint Version = 1;
+    public const uint Version = 2;
 
     /// <summary>Bytes in a message header.</summary>
     public const int HeaderSize = 16;
@@ -40,6 +40,9 @@ internal static class Wire
 
     /// <summary>Response flag: the message carries one descriptor (SCM_RIGHTS).</summary>
     public const ushort FlagHasFd = 1;
+
+    /// <summary><see cref="Op.ReadDir"/> flag: every entry carries its attributes (readdir-plus).</summary>
+    public const uint ReadDirAttributes = 1;
 
     /// <summary>Most nodes one <see cref="Op.Release"/> may name.</summary>
     public const int MaxReleaseBatch = 4096;
@@ -72,7 +75,12 @@ internal enum Op : ushort
     /// <summary>u64 node, u32 open flags → attributes (+ SCM_RIGHTS: the host descriptor).</summary>
     Open = 13,
 
-    /// <summary>u64 directory, i64 host cookie, u32 max bytes → u32 count, (u64 ino, i64 next host cookie, u8 d_type, string name) × count.</summary>
+    /// <summary>
+    /// u64 directory, i64 host cookie, u32 max bytes, u32 flags → u32 count, (u64 ino, i64 next
+    /// host cookie, u8 d_type, string name[, u8 has attributes, attributes]) × count, u8 end of
+    /// directory. With <see cref="Wire.ReadDirAttributes"/> each entry carries the bracketed part
+    /// (attributes only when the name still names the listed inode).
+    /// </summary>
     ReadDir = 14,
 
     /// <summary>u64 node → string target.</summary>
@@ -80,6 +88,21 @@ internal enum Op : ushort
 
     /// <summary>u64 node → i64 type, bsize, blocks, bfree, bavail, files, ffree, namelen.</summary>
     StatFs = 16,
+
+    /// <summary>
+    /// <see cref="Walk"/> then <see cref="Open"/> of the new node in one round trip: u64 directory,
+    /// string name, u32 open flags → u64 node, attributes, i32 open status, [attributes] (+ SCM_RIGHTS
+    /// when the open succeeded). The walk's failure is the message's status; the open's travels in
+    /// the payload, so that the node is the client's either way.
+    /// </summary>
+    WalkOpen = 17,
+
+    /// <summary>
+    /// <see cref="Walk"/> then <see cref="ReadDir"/> of the new node in one round trip: u64 directory,
+    /// string name, i64 host cookie, u32 max bytes, u32 flags → u64 node, attributes, i32 listing
+    /// status, [the <see cref="ReadDir"/> answer].
+    /// </summary>
+    WalkReadDir = 18,
 
     /// <summary>u64 directory, string name, u32 mode, u32 open flags, i32 uid, i32 gid → u64 node, attributes (+ SCM_RIGHTS: the opened file).</summary>
     Create = 20,

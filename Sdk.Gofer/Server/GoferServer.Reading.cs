@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using AppKernel.Gofer.Native;
 using AppKernel.Gofer.Protocol;
 
@@ -30,6 +31,13 @@ internal sealed unsafe partial class GoferServer
     {
         var dir = Get(r.U64());
         var name = r.StringBytes();
+        return WalkTo(dir, name, ref w, out _);
+    }
+
+    /// <summary>Walks one component from <paramref name="dir"/>, answers the new node and its attributes, and leases it for this request.</summary>
+    private int WalkTo(Node? dir, ReadOnlySpan<byte> name, ref MessageWriter w, out Node? node)
+    {
+        node = null;
         byte* path = stackalloc byte[Wire.MaxName + 1];
         int errno = CheckDirectory(dir) ?? CheckName(name, path);
         if (errno != 0)
@@ -43,7 +51,14 @@ internal sealed unsafe partial class GoferServer
             return -fd;
         }
 
-        return AddNode(fd, dir.Root, dir, NodeTable.NameKey(name), ref w);
+        int mark = w.Length;
+        int added = AddNode(fd, dir.Root, dir, NodeTable.NameKey(name), ref w);
+        if (added == 0)
+        {
+            node = Get(BinaryPrimitives.ReadUInt64LittleEndian(w.Buffer[mark..]));
+        }
+
+        return added;
     }
 
     private int GetAttr(ref MessageReader r, ref MessageWriter w)
@@ -65,9 +80,15 @@ internal sealed unsafe partial class GoferServer
 
     private int Open(ref MessageReader r, ref MessageWriter w, out int passFd)
     {
-        passFd = -1;
         var node = Get(r.U64());
         int flags = (int)r.U32();
+        return OpenNode(node, flags, ref w, out passFd);
+    }
+
+    /// <summary>Opens <paramref name="node"/> for the client: its attributes in the answer, the descriptor to pass.</summary>
+    private int OpenNode(Node? node, int flags, ref MessageWriter w, out int passFd)
+    {
+        passFd = -1;
         if (node is null)
         {
             return (int)Errno.EBADF;
@@ -143,12 +164,77 @@ internal sealed unsafe partial class GoferServer
         var dir = Get(r.U64());
         long cookie = r.I64();
         int maxBytes = (int)Math.Min(r.U32(), Wire.MaxReadDirBytes);
+        uint flags = r.U32();
+        return ReadDirOf(dir, cookie, maxBytes, flags, ref w);
+    }
+
+    /// <summary>Walk + Open in one round trip: the walk's answer, then the open's status and answer.</summary>
+    private int WalkOpen(ref MessageReader r, ref MessageWriter w, out int passFd)
+    {
+        passFd = -1;
+        var parent = Get(r.U64());
+        var name = r.StringBytes();
+        int flags = (int)r.U32();
+        int errno = WalkTo(parent, name, ref w, out var node);
+        if (errno != 0)
+        {
+            return errno;
+        }
+
+        // The node now belongs to the client whatever the open does: its status travels in the payload.
+        int statusAt = w.Length;
+        w.I32(0);
+        int openErrno = OpenNode(node, flags, ref w, out passFd);
+        if (openErrno != 0)
+        {
+            PatchU32(ref w, statusAt, (uint)openErrno);
+        }
+
+        return 0;
+    }
+
+    /// <summary>Walk + ReadDir in one round trip: the walk's answer, then the listing's status and entries.</summary>
+    private int WalkReadDir(ref MessageReader r, ref MessageWriter w)
+    {
+        var parent = Get(r.U64());
+        var name = r.StringBytes();
+        long cookie = r.I64();
+        int maxBytes = (int)Math.Min(r.U32(), Wire.MaxReadDirBytes);
+        uint flags = r.U32();
+        int errno = WalkTo(parent, name, ref w, out var node);
+        if (errno != 0)
+        {
+            return errno;
+        }
+
+        int statusAt = w.Length;
+        w.I32(0);
+        int mark = w.Length;
+        int listErrno = ReadDirOf(node, cookie, maxBytes, flags, ref w);
+        if (listErrno != 0)
+        {
+            w.Truncate(mark);
+            PatchU32(ref w, statusAt, (uint)listErrno);
+        }
+
+        return 0;
+    }
+
+    /// <summary>
+    /// Lists <paramref name="dir"/> from host <paramref name="cookie"/> into the answer: as many
+    /// entries as fit, then whether the end of the directory was reached (so that the client
+    /// needs no further round trip to learn it). With <see cref="Wire.ReadDirAttributes"/>, each
+    /// entry carries its attributes (statx relative to the directory, not following symlinks).
+    /// </summary>
+    private int ReadDirOf(Node? dir, long cookie, int maxBytes, uint flags, ref MessageWriter w)
+    {
         int? check = CheckDirectory(dir);
         if (check is { } failed)
         {
             return failed;
         }
 
+        bool withAttributes = (flags & Wire.ReadDirAttributes) != 0;
         byte* dot = stackalloc byte[] { (byte)'.', 0 };
         int fd = OpenConfined(dir!.Fd, dot, Host.O_RDONLY | Host.O_DIRECTORY | Host.O_CLOEXEC, 0);
         if (fd < 0)
@@ -163,13 +249,22 @@ internal sealed unsafe partial class GoferServer
                 return Host.Errno;
             }
 
+            ulong directoryDev = 0;
+            if (withAttributes && StatFd(fd, out var directoryStat) == 0)
+            {
+                directoryDev = directoryStat.Dev;
+            }
+
             maxBytes = Math.Max(maxBytes, 1024);
             byte* buffer = stackalloc byte[maxBytes];
             byte* name = stackalloc byte[Wire.MaxName + 1];
             var countAt = w.Length;
             w.U32(0);
             uint count = 0;
-            while (count == 0)
+            bool end = false;
+            bool full = false;
+            int entrySize = 8 + 8 + 1 + 2 + (withAttributes ? 1 + WireAttributes.Size : 0) + 1 /* the end mark */;
+            while (!full)
             {
                 nint read = Host.GetDents64(fd, buffer, (nuint)maxBytes);
                 if (read < 0)
@@ -179,6 +274,7 @@ internal sealed unsafe partial class GoferServer
 
                 if (read == 0)
                 {
+                    end = true;
                     break;
                 }
 
@@ -198,19 +294,21 @@ internal sealed unsafe partial class GoferServer
                         continue;
                     }
 
-                    if (w.Remaining < 8 + 8 + 1 + 2 + entryName.Length)
+                    if (w.Remaining < entrySize + entryName.Length)
                     {
-                        offset = (int)read; // The client resumes from the last entry sent.
+                        full = true; // The client resumes from the last entry sent.
                         break;
                     }
 
-                    if (type == 0 /* DT_UNKNOWN */)
+                    bool haveStat = false;
+                    Host.Statx stat = default;
+                    if (type == 0 /* DT_UNKNOWN */ || withAttributes)
                     {
                         entryName.CopyTo(new Span<byte>(name, Wire.MaxName));
                         name[entryName.Length] = 0;
-                        Host.Statx stat;
-                        if (Host.StatxCall(fd, name, Host.AT_SYMLINK_NOFOLLOW, Host.STATX_BASIC_STATS, &stat) == 0)
+                        if (Host.StatxCall(fd, name, Host.AT_SYMLINK_NOFOLLOW, Host.STATX_BASIC_STATS | Host.STATX_BTIME, &stat) == 0)
                         {
+                            haveStat = true;
                             type = (byte)(stat.Mode >> 12);
                         }
                     }
@@ -219,10 +317,24 @@ internal sealed unsafe partial class GoferServer
                     w.I64(next);
                     w.U8(type);
                     w.Bytes(entryName);
+                    if (withAttributes)
+                    {
+                        // Attributes only when the name still names the listed inode (it may have been
+                        // replaced since) on the directory's filesystem (a mount point shows the
+                        // mounted root: the client walks it and learns it is one).
+                        bool matches = haveStat && stat.Ino == ino && stat.Dev == directoryDev;
+                        w.U8(matches ? (byte)1 : (byte)0);
+                        if (matches)
+                        {
+                            WireAttributes.From(stat).Write(ref w);
+                        }
+                    }
+
                     count++;
                 }
             }
 
+            w.U8(end ? (byte)1 : (byte)0);
             PatchU32(ref w, countAt, count);
             return 0;
         }

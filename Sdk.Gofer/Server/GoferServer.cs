@@ -217,6 +217,8 @@ internal sealed unsafe partial class GoferServer(ServedRoot[] roots, StartupChec
             Op.GetAttr => GetAttr(ref r, ref w),
             Op.Open => Open(ref r, ref w, out passFd),
             Op.ReadDir => ReadDir(ref r, ref w),
+            Op.WalkOpen => WalkOpen(ref r, ref w, out passFd),
+            Op.WalkReadDir => WalkReadDir(ref r, ref w),
             Op.ReadLink => ReadLink(ref r, ref w),
             Op.StatFs => StatFs(ref r, ref w),
             Op.Create => Create(ref r, ref w, out passFd),

@@ -142,7 +142,11 @@ internal static class FileSyscalls
             flags &= OpenFlags.Path | OpenFlags.Directory | OpenFlags.NoFollow | OpenFlags.CloseOnExec | OpenFlags.LargeFile;
         }
 
-        var description = t.Kernel.Vfs.Open(t, context, path, flags, (FileMode)(mode & 0xFFF));
+        if (!t.Kernel.Vfs.TryOpen(t, context, path, flags, (FileMode)(mode & 0xFFF), out var description))
+        {
+            return SyscallResult.Error(Errno.ENOENT);
+        }
+
         try
         {
             int fd = t.Fds.Install(description, (flags & OpenFlags.CloseOnExec) != 0, t.Group.Limits.OpenFilesLimit);

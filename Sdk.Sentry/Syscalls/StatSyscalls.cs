@@ -42,7 +42,11 @@ internal static class StatSyscalls
     private static SyscallResult StatPath(KernelTask t, int dirfd, ulong pathAddress, ulong statAddress, int flags)
     {
         string path = t.ReadPath(pathAddress);
-        var resolution = SyscallSupport.ResolveAt(t, dirfd, path, flags);
+        if (!SyscallSupport.TryResolveAt(t, dirfd, path, flags, out var resolution))
+        {
+            return SyscallResult.Error(Errno.ENOENT);
+        }
+
         var stat = resolution.Description is { } description
             ? ToStat(description.Operations.Inode, description.Path?.Mount)
             : ToStat(resolution.Path.Inode, resolution.Path.Mount);
@@ -97,7 +101,11 @@ internal static class StatSyscalls
         }
 
         string path = t.ReadPath(a.A1);
-        var resolution = SyscallSupport.ResolveAt(t, dirfd, path, flags);
+        if (!SyscallSupport.TryResolveAt(t, dirfd, path, flags, out var resolution))
+        {
+            return SyscallResult.Error(Errno.ENOENT);
+        }
+
         var inode = resolution.Description?.Operations.Inode ?? resolution.Path.Inode;
         var mount = resolution.Description?.Path?.Mount ?? (resolution.Description is null ? resolution.Path.Mount : null);
         var stat = ToStat(inode, mount);
@@ -205,7 +213,10 @@ internal static class StatSyscalls
         }
         else
         {
-            resolution = t.Kernel.Vfs.Resolve(context, path, (flags & LinuxConstants.AT_SYMLINK_NOFOLLOW) == 0);
+            if (!t.Kernel.Vfs.TryResolve(context, path, (flags & LinuxConstants.AT_SYMLINK_NOFOLLOW) == 0, out resolution))
+            {
+                return SyscallResult.Error(Errno.ENOENT);
+            }
         }
 
         if (mode == LinuxConstants.F_OK)

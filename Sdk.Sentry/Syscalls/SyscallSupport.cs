@@ -24,6 +24,25 @@ internal static class SyscallSupport
 
     public static SyscallResult Ok(long value) => SyscallResult.Ok(value);
 
+    /// <summary><see cref="ResolveAt"/>, returning false for ENOENT instead of throwing (see <see cref="VirtualFileSystem.TryResolve"/>).</summary>
+    public static bool TryResolveAt(KernelTask task, int dirfd, string path, int flags, out Resolution resolution)
+    {
+        if (path.Length == 0)
+        {
+            if ((flags & LinuxConstants.AT_EMPTY_PATH) == 0)
+            {
+                resolution = default;
+                return false;
+            }
+
+            resolution = ResolveAt(task, dirfd, path, flags);
+            return true;
+        }
+
+        var context = task.PathContextAt(dirfd, path);
+        return task.Kernel.Vfs.TryResolve(context, path, (flags & LinuxConstants.AT_SYMLINK_NOFOLLOW) == 0, out resolution);
+    }
+
     /// <summary>The file a *at syscall names: a path from dirfd, or the fd itself with AT_EMPTY_PATH and "".</summary>
     public static Resolution ResolveAt(KernelTask task, int dirfd, string path, int flags, bool followDefault = true)
     {

@@ -9,7 +9,7 @@ namespace AppKernel.Sentry.Vfs;
 /// </summary>
 internal sealed class Dentry
 {
-    private Dictionary<string, Dentry?>? children;
+    private Dictionary<string, (Dentry? Child, long ExpiresAt)>? children;
 
     public Dentry(string name, Dentry? parent, IInode inode)
     {
@@ -31,17 +31,30 @@ internal sealed class Dentry
     /// <summary>How many mounts sit on this dentry (it is a mount point when above zero).</summary>
     public int MountCount { get; set; }
 
-    /// <summary>The cached child for <paramref name="name"/>: true if the cache knows (the child may be null: absent).</summary>
-    public bool TryGetCached(string name, out Dentry? child)
+    /// <summary>
+    /// The cached child for <paramref name="name"/>: true if the cache knows (the child may be
+    /// null: absent). <paramref name="expiresAt"/> is when the entry stops being trusted
+    /// (a <see cref="System.Diagnostics.Stopwatch"/> timestamp; <see cref="long.MaxValue"/> for never).
+    /// </summary>
+    public bool TryGetCached(string name, out Dentry? child, out long expiresAt)
     {
+        if (children is not null && children.TryGetValue(name, out var entry))
+        {
+            child = entry.Child;
+            expiresAt = entry.ExpiresAt;
+            return true;
+        }
+
         child = null;
-        return children is not null && children.TryGetValue(name, out child);
+        expiresAt = 0;
+        return false;
     }
 
-    public void Cache(string name, Dentry? child)
+    /// <summary>Caches <paramref name="child"/> (null: absent) for <paramref name="name"/> until <paramref name="expiresAt"/>.</summary>
+    public void Cache(string name, Dentry? child, long expiresAt = long.MaxValue)
     {
-        children ??= new Dictionary<string, Dentry?>(StringComparer.Ordinal);
-        children[name] = child;
+        children ??= new Dictionary<string, (Dentry?, long)>(StringComparer.Ordinal);
+        children[name] = (child, expiresAt);
     }
 
     public void Forget(string name) => children?.Remove(name);

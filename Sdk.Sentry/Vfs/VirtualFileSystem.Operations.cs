@@ -15,7 +15,20 @@ internal sealed partial class VirtualFileSystem
     public DeviceRegistry Devices { get; } = new();
 
     /// <summary>open/openat: returns a new description (the caller installs it in the fd table).</summary>
-    public FileDescription Open(KernelTask task, in PathContext context, string path, OpenFlags flags, FileMode mode)
+    public FileDescription Open(KernelTask task, in PathContext context, string path, OpenFlags flags, FileMode mode) =>
+        OpenCore(task, context with { ReportMissing = false }, path, flags, mode) ?? throw ErrnoException.Of(Errno.ENOENT);
+
+    /// <summary>
+    /// <see cref="Open"/>, except that a missing name of an open without O_CREAT returns false
+    /// (ENOENT) instead of throwing, as <see cref="TryResolve"/>.
+    /// </summary>
+    public bool TryOpen(KernelTask task, in PathContext context, string path, OpenFlags flags, FileMode mode, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FileDescription? description)
+    {
+        description = OpenCore(task, context with { ReportMissing = true }, path, flags, mode);
+        return description is not null;
+    }
+
+    private FileDescription? OpenCore(KernelTask task, in PathContext context, string path, OpenFlags flags, FileMode mode)
     {
         bool follow = (flags & OpenFlags.NoFollow) == 0;
         bool created = false;
@@ -77,7 +90,19 @@ internal sealed partial class VirtualFileSystem
         }
         else
         {
-            var resolution = Resolve(context, path, follow);
+            Resolution resolution;
+            if (context.ReportMissing)
+            {
+                if (!TryResolve(context, path, follow, out resolution))
+                {
+                    return null;
+                }
+            }
+            else
+            {
+                resolution = Resolve(context, path, follow);
+            }
+
             if (resolution.Description is { } reopened)
             {
                 // /proc/self/fd/N of a pipe or socket: the same object again.
@@ -626,7 +651,7 @@ internal sealed partial class VirtualFileSystem
         {
             if (parent.Inode.FileSystem.CachesLookups)
             {
-                parent.Cache(name, child);
+                parent.Cache(name, child, LookupExpiry(parent.Inode.FileSystem));
             }
         }
     }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using AppKernel.Sentry.Abi;
 using AppKernel.Sentry.Kernel;
 using AppKernel.Vfs;
@@ -13,6 +14,9 @@ internal readonly record struct PathContext(Credentials Credentials, VfsPath Roo
 {
     /// <summary>openat2's RESOLVE_* restrictions (none for every other lookup).</summary>
     public ResolveFlags Flags { get; init; }
+
+    /// <summary>A missing component ends the walk with <see cref="Resolution.IsMissing"/> instead of throwing ENOENT (see <see cref="VirtualFileSystem.TryResolve"/>).</summary>
+    public bool ReportMissing { get; init; }
 }
 
 /// <summary>openat2's RESOLVE_* bits.</summary>
@@ -32,6 +36,9 @@ internal enum ResolveFlags : ulong
 internal readonly record struct Resolution(VfsPath Path, FileDescription? Description)
 {
     public IInode Inode => Description?.Operations.Inode ?? Path.Inode;
+
+    /// <summary>A walk with <see cref="PathContext.ReportMissing"/> met a name that does not exist.</summary>
+    public bool IsMissing => Description is null && Path.Mount is null;
 }
 
 /// <summary>
@@ -185,7 +192,32 @@ internal sealed partial class VirtualFileSystem
         }
 
         int symlinks = 0;
-        return Walk(context, path[0] == '/' ? context.Root : context.Start, path, followFinal, ref symlinks);
+        var resolution = Walk(context, path[0] == '/' ? context.Root : context.Start, path, followFinal, ref symlinks);
+        return resolution.IsMissing ? throw ErrnoException.Of(Errno.ENOENT) : resolution;
+    }
+
+    /// <summary>
+    /// <see cref="Resolve"/>, except that a missing name (ENOENT, the everyday failure of stat,
+    /// access and open) returns false instead of throwing: a .NET exception costs more than the
+    /// rest of a cached lookup. Other errors still throw.
+    /// </summary>
+    public bool TryResolve(in PathContext context, string path, bool followFinal, out Resolution resolution)
+    {
+        if (path.Length == 0)
+        {
+            resolution = default;
+            return false;
+        }
+
+        if (path.Length >= LinuxConstants.PathMax)
+        {
+            throw ErrnoException.Of(Errno.ENAMETOOLONG);
+        }
+
+        int symlinks = 0;
+        var reporting = context with { ReportMissing = true };
+        resolution = Walk(reporting, path[0] == '/' ? context.Root : context.Start, path, followFinal, ref symlinks);
+        return !resolution.IsMissing;
     }
 
     /// <summary>
@@ -237,6 +269,11 @@ internal sealed partial class VirtualFileSystem
         {
             int symlinks = 0;
             var resolution = Walk(context, trimmed[0] == '/' ? context.Root : context.Start, trimmed[..slash], followFinal: true, ref symlinks);
+            if (resolution.IsMissing)
+            {
+                throw ErrnoException.Of(Errno.ENOENT);
+            }
+
             if (resolution.Description is not null)
             {
                 throw ErrnoException.Of(Errno.ENOTDIR);
@@ -333,7 +370,12 @@ internal sealed partial class VirtualFileSystem
                 throw ErrnoException.Of(Errno.ENAMETOOLONG);
             }
 
-            var child = LookupChild(current.Dentry, component) ?? throw ErrnoException.Of(Errno.ENOENT);
+            var child = LookupChild(current.Dentry, component);
+            if (child is null)
+            {
+                return context.ReportMissing ? default : throw ErrnoException.Of(Errno.ENOENT);
+            }
+
             var next = CrossMounts(new VfsPath(current.Mount, child));
             if ((context.Flags & ResolveFlags.NoCrossDevice) != 0 && next.Mount != current.Mount)
             {
@@ -398,7 +440,7 @@ internal sealed partial class VirtualFileSystem
                 }
 
                 var resolved = Walk(context, linkTarget[0] == '/' ? context.Root : current, linkTarget, followFinal: true, ref symlinks);
-                if (resolved.Description is not null)
+                if (resolved.Description is not null || resolved.IsMissing)
                 {
                     return resolved;
                 }
@@ -418,26 +460,64 @@ internal sealed partial class VirtualFileSystem
         return new Resolution(current, null);
     }
 
-    /// <summary>The child dentry for <paramref name="name"/>, from the cache or the filesystem; null when absent.</summary>
+    /// <summary>
+    /// The child dentry for <paramref name="name"/>, from the cache or the filesystem; null when
+    /// absent. Names found and names absent are both cached; for a filesystem with a
+    /// <see cref="IFileSystem.LookupCacheTimeout"/> an expired entry is looked up again, and kept
+    /// (its dentry reused) when the name still leads to the same inode.
+    /// </summary>
     public Dentry? LookupChild(Dentry parent, string name)
     {
         var fileSystem = parent.Inode.FileSystem;
         lock (parent)
         {
-            if (fileSystem.CachesLookups && parent.TryGetCached(name, out var cached))
+            bool caches = fileSystem.CachesLookups;
+            Dentry? stale = null;
+            if (caches && parent.TryGetCached(name, out var cached, out long expiresAt))
             {
-                return cached;
+                if (expiresAt == long.MaxValue || Stopwatch.GetTimestamp() < expiresAt)
+                {
+                    return cached;
+                }
+
+                stale = cached;
             }
 
             var inode = parent.Inode.Lookup(name);
-            var child = inode is null ? null : new Dentry(name, parent, inode);
-            if (fileSystem.CachesLookups)
+            Dentry? child;
+            if (stale is not null && (ReferenceEquals(stale.Inode, inode) || stale.MountCount > 0))
             {
-                parent.Cache(name, child);
+                child = stale; // Still the same file (or a mount point, which stays where it is).
+            }
+            else
+            {
+                if (stale is not null)
+                {
+                    stale.Deleted = true; // Replaced or removed behind the sandbox's back.
+                }
+
+                child = inode is null ? null : new Dentry(name, parent, inode);
+            }
+
+            if (caches)
+            {
+                parent.Cache(name, child, LookupExpiry(fileSystem));
             }
 
             return child;
         }
+    }
+
+    /// <summary>When a name cached now in <paramref name="fileSystem"/> stops being trusted.</summary>
+    internal static long LookupExpiry(IFileSystem fileSystem)
+    {
+        var timeout = fileSystem.LookupCacheTimeout;
+        if (timeout == Timeout.InfiniteTimeSpan || timeout < TimeSpan.Zero)
+        {
+            return long.MaxValue;
+        }
+
+        return Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
     }
 
     /// <summary>Follows mounts stacked on <paramref name="path"/> down to the topmost filesystem's root.</summary>

@@ -193,7 +193,7 @@ public sealed class ReadOnlyGoferTests
         Assert.AreEqual(-1, fd);
         Assert.AreEqual(0, gofer.Walk(rootNode, "escape-dir", out var escapeDir));
         Assert.AreEqual((int)Errno.ENOTDIR, gofer.Walk(escapeDir.Node, "passwd", out _));
-        Assert.AreEqual((int)Errno.ENOTDIR, gofer.ReadDir(escapeDir.Node, 0, []));
+        Assert.AreEqual((int)Errno.ENOTDIR, gofer.ReadDir(escapeDir.Node, 0, withAttributes: false, [], out _));
 
         Assert.AreEqual((int)Errno.EINVAL, gofer.Attach(1, out _));
         Assert.AreEqual((int)Errno.EINVAL, gofer.Attach(-1, out _));
