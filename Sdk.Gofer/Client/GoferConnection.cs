@@ -94,6 +94,9 @@ public sealed partial class GoferConnection : IDisposable
     /// </summary>
     public string ConfinementNote { get; private set; } = string.Empty;
 
+    /// <summary>Of <see cref="StartupTime"/>, the part the Gofer spent confining itself (mount namespace, pivot_root, capabilities, seccomp).</summary>
+    public TimeSpan? ConfinementTime { get; private set; }
+
     /// <summary>Why the connection no longer works (the Gofer died, was disposed...), or null while it does.</summary>
     public string? FailureReason => failure;
 
@@ -281,6 +284,7 @@ public sealed partial class GoferConnection : IDisposable
 
             long mainEntered = r.I64();
             long readyAt = r.I64();
+            ConfinementTime = Stopwatch.GetElapsedTime(0, r.I64());
             ConfinementNote = r.String();
             roots = list;
             StartupTime = Stopwatch.GetElapsedTime(process.SpawnTimestamp, readyAt);

@@ -230,7 +230,7 @@ internal static unsafe class Confinement
                     return Failed($"mkdir {visible[i]}", out failure);
                 }
 
-                string source = "/proc/self/fd/" + fds[i].ToString(System.Globalization.CultureInfo.InvariantCulture);
+                string source = FdPath(fds[i]);
                 if (Mount(source, target, null, Host.MS_BIND, null) != 0)
                 {
                     return Failed($"bind {visible[i]}", out failure);
@@ -248,7 +248,7 @@ internal static unsafe class Confinement
                 string target = Staging + Urandom;
                 int file = MakeDirectories(Staging + "/dev") == 0 ? Open(target, Host.O_CREAT | Host.O_WRONLY | Host.O_CLOEXEC) : -1;
                 Host.CloseQuietly(file);
-                string source = "/proc/self/fd/" + urandom.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                string source = FdPath(urandom);
                 if (file < 0 || Mount(source, target, null, Host.MS_BIND, null) != 0 ||
                     Mount(null, target, null, Host.MS_BIND | Host.MS_REMOUNT | Host.MS_RDONLY | Host.MS_NOSUID | Host.MS_NOEXEC, null) != 0)
                 {
@@ -411,13 +411,28 @@ internal static unsafe class Confinement
                 }
             }
 
-            if (!inside && Directory.Exists(candidate))
+            if (!inside)
             {
                 result.Add(candidate);
             }
         }
 
         return result.ToArray();
+    }
+
+    /// <summary>"/proc/self/fd/N" (no culture data to load at start-up).</summary>
+    private static string FdPath(int fd)
+    {
+        Span<char> digits = stackalloc char[10];
+        int at = digits.Length;
+        do
+        {
+            digits[--at] = (char)('0' + (fd % 10));
+            fd /= 10;
+        }
+        while (fd > 0);
+
+        return string.Concat("/proc/self/fd/", digits[at..]);
     }
 
     private static int Failed(string step, out string failure)

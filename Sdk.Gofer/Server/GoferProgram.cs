@@ -85,6 +85,7 @@ internal static unsafe class GoferProgram
         // Without privileges (or where unshare is refused, as in many containers) the mount
         // namespace, pivot_root and capability drop are skipped and the client logs why.
         string note = string.Empty;
+        long confining = System.Diagnostics.Stopwatch.GetTimestamp();
         int pivot = Confinement.EnterPrivateRoot(Confinement.RuntimeDirectories(), out string? pivotStep);
         if (pivot != 0)
         {
@@ -124,7 +125,7 @@ internal static unsafe class GoferProgram
             startupError = $"cannot install the seccomp filter: {Host.ErrnoName(seccomp)}";
         }
 
-        var server = new GoferServer(roots, checks, note.TrimEnd(' ', ';'));
+        var server = new GoferServer(roots, checks, note.TrimEnd(' ', ';'), System.Diagnostics.Stopwatch.GetTimestamp() - confining);
         server.ServeInitial(socket, startupError, mainEntered, data >= 0 ? () => server.StartServing(data) : null);
 
         // The Sentry closed the first connection (or died): the Gofer's work is over. Exit at

@@ -18,7 +18,7 @@ internal sealed record StartupCheck(string Name, int Errno);
 /// names are single components, validated, and opened with openat2 under
 /// <see cref="Host.ResolveConfined"/>.
 /// </summary>
-internal sealed unsafe partial class GoferServer(ServedRoot[] roots, StartupCheck[] startupChecks, string confinementNote)
+internal sealed unsafe partial class GoferServer(ServedRoot[] roots, StartupCheck[] startupChecks, string confinementNote, long confinementTicks)
 {
     // Created once the handshake is answered: its dictionaries cost JIT time the Gofer's
     // time-to-ready need not include.
@@ -71,6 +71,7 @@ internal sealed unsafe partial class GoferServer(ServedRoot[] roots, StartupChec
 
         w.I64(mainEntered);
         w.I64(System.Diagnostics.Stopwatch.GetTimestamp());
+        w.I64(confinementTicks);
         w.String(confinementNote);
         if (SeqPacket.Send(socket, w.Finish()) != 0)
         {
