@@ -302,9 +302,11 @@ internal static unsafe class Confinement
     /// threads: threads started afterwards from this one inherit the reduced sets, the runtime's
     /// earlier threads keep theirs (the seccomp filter denies capset, setuid and friends to all).
     /// </summary>
+    /// <param name="boundingKept">True when the bounding set could not be reduced (no CAP_SETPCAP, as in some containers).</param>
     /// <returns>0, or the errno (EPERM when not root, without doing anything).</returns>
-    public static int DropCapabilities()
+    public static int DropCapabilities(out bool boundingKept)
     {
+        boundingKept = false;
         if (Host.GetEffectiveUid() != 0)
         {
             return Host.EPERM;
@@ -332,18 +334,24 @@ internal static unsafe class Confinement
                     break; // past the kernel's last capability
                 }
 
-                return errno;
+                boundingKept = true; // EPERM: no CAP_SETPCAP; the other sets still go
+                break;
             }
         }
 
-        if (Host.Prctl(Host.PR_CAP_AMBIENT, Host.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
+        // Ambient capabilities may be unsupported (EINVAL); they are empty for root anyway.
+        Host.Prctl(Host.PR_CAP_AMBIENT, Host.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+
+        // Never ask for a capability the thread does not hold (capset would refuse).
+        Host.CapData* data = stackalloc Host.CapData[2];
+        if (Host.CapGet(data) != 0)
         {
             return Host.Errno;
         }
 
-        Host.CapData* data = stackalloc Host.CapData[2];
-        data[0] = new Host.CapData { Effective = (uint)keep, Permitted = (uint)keep, Inheritable = 0 };
-        data[1] = new Host.CapData { Effective = (uint)(keep >> 32), Permitted = (uint)(keep >> 32), Inheritable = 0 };
+        ulong permitted = (data[0].Permitted | ((ulong)data[1].Permitted << 32)) & keep;
+        data[0] = new Host.CapData { Effective = (uint)permitted, Permitted = (uint)permitted, Inheritable = 0 };
+        data[1] = new Host.CapData { Effective = (uint)(permitted >> 32), Permitted = (uint)(permitted >> 32), Inheritable = 0 };
         return Host.CapSet(data) == 0 ? 0 : Host.Errno;
     }
 

@@ -105,7 +105,7 @@ internal static unsafe class GoferProgram
             note += $"no private network namespace ({Host.ErrnoName(net)}); ";
         }
 
-        int caps = Confinement.DropCapabilities();
+        int caps = Confinement.DropCapabilities(out bool boundingKept);
         if (caps != 0 && Host.GetEffectiveUid() == 0 && startupError is null)
         {
             startupError = $"cannot drop capabilities: {Host.ErrnoName(caps)}";
@@ -113,6 +113,10 @@ internal static unsafe class GoferProgram
         else if (caps != 0)
         {
             note += "not root: no capabilities to drop; ";
+        }
+        else if (boundingKept)
+        {
+            note += "capability bounding set kept (no CAP_SETPCAP); ";
         }
 
         int seccomp = Confinement.InstallSeccomp();
