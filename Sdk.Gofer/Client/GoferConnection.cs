@@ -92,6 +92,15 @@ public sealed partial class GoferConnection : IDisposable
     /// <summary>Of <see cref="StartupTime"/>, the part before the Gofer's Main ran (the .NET host and runtime start).</summary>
     public TimeSpan? RuntimeStartTime { get; private set; }
 
+    /// <summary>
+    /// What confinement the Gofer had to skip (for instance no mount namespace or capability drop
+    /// when it does not run as root), empty when fully confined; known once the handshake is done.
+    /// </summary>
+    public string ConfinementNote { get; private set; } = string.Empty;
+
+    /// <summary>Of <see cref="StartupTime"/>, the part the Gofer spent confining itself (mount namespace, pivot_root, capabilities, seccomp).</summary>
+    public TimeSpan? ConfinementTime { get; private set; }
+
     /// <summary>Why the connection no longer works (the Gofer died, was disposed...), or null while it does.</summary>
     public string? FailureReason => failure;
 
@@ -310,11 +319,17 @@ public sealed partial class GoferConnection : IDisposable
 
             long mainEntered = r.I64();
             long readyAt = r.I64();
+            ConfinementTime = Stopwatch.GetElapsedTime(0, r.I64());
+            ConfinementNote = r.String();
             roots = list;
             StartupTime = Stopwatch.GetElapsedTime(process.SpawnTimestamp, readyAt);
             RuntimeStartTime = Stopwatch.GetElapsedTime(process.SpawnTimestamp, mainEntered);
             control.SetReceiveTimeout(options.RequestTimeout);
             LogReady(logger, process.Pid, StartupTime.Value.TotalMilliseconds, RuntimeStartTime.Value.TotalMilliseconds);
+            if (ConfinementNote.Length > 0)
+            {
+                LogConfinement(logger, process.Pid, ConfinementNote);
+            }
         }
     }
 
@@ -660,6 +675,9 @@ public sealed partial class GoferConnection : IDisposable
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "Gofer {Pid} ready in {Milliseconds:0.0} ms (runtime start {RuntimeMilliseconds:0.0} ms)")]
     private static partial void LogReady(ILogger logger, int pid, double milliseconds, double runtimeMilliseconds);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Gofer {Pid} runs with less confinement: {Note}")]
+    private static partial void LogConfinement(ILogger logger, int pid, string note);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "Gofer {Pid} failed: {Cause}; file requests now fail with EIO")]
     private static partial void LogFailed(ILogger logger, int pid, string cause);

@@ -304,6 +304,59 @@ internal static unsafe partial class Host
     [LibraryImport(Lib, EntryPoint = "unshare", SetLastError = true)]
     public static partial int Unshare(int flags);
 
+    public const int CLONE_NEWNS = 0x00020000;
+    public const ulong MS_RDONLY = 0x1, MS_NOSUID = 0x2, MS_NODEV = 0x4, MS_NOEXEC = 0x8, MS_REMOUNT = 0x20;
+    public const ulong MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000;
+    public const int MNT_DETACH = 2;
+    public const long SYS_pivot_root = 155, SYS_capget = 125, SYS_capset = 126;
+    public const int PR_CAPBSET_READ = 23, PR_CAPBSET_DROP = 24, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_CLEAR_ALL = 4;
+
+    /// <summary>_LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.</summary>
+    public const uint CapabilityVersion3 = 0x20080522;
+
+    /// <summary>struct __user_cap_header_struct.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct CapHeader
+    {
+        public uint Version;
+        public int Pid;
+    }
+
+    /// <summary>struct __user_cap_data_struct (one of two for version 3).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct CapData
+    {
+        public uint Effective;
+        public uint Permitted;
+        public uint Inheritable;
+    }
+
+    [LibraryImport(Lib, EntryPoint = "mount", SetLastError = true)]
+    public static partial int Mount(byte* source, byte* target, byte* type, ulong flags, byte* data);
+
+    [LibraryImport(Lib, EntryPoint = "umount2", SetLastError = true)]
+    public static partial int Umount2(byte* target, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "chdir", SetLastError = true)]
+    public static partial int Chdir(byte* path);
+
+    /// <summary>pivot_root(2) (no libc wrapper).</summary>
+    public static int PivotRoot(byte* newRoot, byte* putOld) => (int)Syscall3(SYS_pivot_root, (long)newRoot, (long)putOld, 0);
+
+    /// <summary>capget(2) for the calling thread (data: two entries).</summary>
+    public static int CapGet(CapData* data)
+    {
+        CapHeader header = new() { Version = CapabilityVersion3 };
+        return (int)Syscall3(SYS_capget, (long)&header, (long)data, 0);
+    }
+
+    /// <summary>capset(2) for the calling thread (data: two entries).</summary>
+    public static int CapSet(CapData* data)
+    {
+        CapHeader header = new() { Version = CapabilityVersion3 };
+        return (int)Syscall3(SYS_capset, (long)&header, (long)data, 0);
+    }
+
     [LibraryImport(Lib, EntryPoint = "getppid")]
     public static partial int GetParentPid();
 

@@ -79,15 +79,57 @@ internal static unsafe class GoferProgram
             roots[i] = new ServedRoot(paths[i], readOnly[i], fd);
         }
 
+        // Confinement of this (the main) thread, which serves the control connection and starts
+        // every serving thread: they inherit its root, namespaces and capabilities. The attach
+        // roots are open already; from here on the thread sees only the runtime's directories.
+        // Without privileges (or where unshare is refused, as in many containers) the mount
+        // namespace, pivot_root and capability drop are skipped and the client logs why.
+        string note = string.Empty;
+        long confining = System.Diagnostics.Stopwatch.GetTimestamp();
+        int pivot = Confinement.EnterPrivateRoot(Confinement.RuntimeDirectories(), out string? pivotStep);
+        if (pivot != 0)
+        {
+            if (pivotStep is "not root" or "unshare(CLONE_NEWNS)")
+            {
+                note = $"no private mount namespace or pivot_root ({pivotStep}: {Host.ErrnoName(pivot)}); ";
+            }
+            else if (startupError is null)
+            {
+                startupError = $"cannot confine the gofer to a private root: {pivotStep}: {Host.ErrnoName(pivot)}";
+            }
+        }
+
         int net = Confinement.UnshareNetwork();
+        if (net != 0)
+        {
+            note += $"no private network namespace ({Host.ErrnoName(net)}); ";
+        }
+
+        int caps = Confinement.DropCapabilities(out bool boundingKept);
+        if (caps != 0 && Host.GetEffectiveUid() == 0 && startupError is null)
+        {
+            startupError = $"cannot drop capabilities: {Host.ErrnoName(caps)}";
+        }
+        else if (caps != 0)
+        {
+            note += "not root: no capabilities to drop; ";
+        }
+        else if (boundingKept)
+        {
+            note += "capability bounding set kept (no CAP_SETPCAP); ";
+        }
+
         int seccomp = Confinement.InstallSeccomp();
-        var checks = new StartupCheck[] { new("unshare(CLONE_NEWNET)", net), new("seccomp", seccomp) };
+        var checks = new StartupCheck[]
+        {
+            new("pivot_root", pivot), new("unshare(CLONE_NEWNET)", net), new("drop capabilities", caps), new("seccomp", seccomp),
+        };
         if (seccomp != 0 && startupError is null)
         {
             startupError = $"cannot install the seccomp filter: {Host.ErrnoName(seccomp)}";
         }
 
-        var server = new GoferServer(roots, checks);
+        var server = new GoferServer(roots, checks, note.TrimEnd(' ', ';'), System.Diagnostics.Stopwatch.GetTimestamp() - confining);
         server.ServeInitial(socket, startupError, mainEntered, data >= 0 ? () => server.StartServing(data) : null);
 
         // The Sentry closed the first connection (or died): the Gofer's work is over. Exit at

@@ -18,7 +18,7 @@ internal sealed record StartupCheck(string Name, int Errno);
 /// names are single components, validated, and opened with openat2 under
 /// <see cref="Host.ResolveConfined"/>.
 /// </summary>
-internal sealed unsafe partial class GoferServer(ServedRoot[] roots, StartupCheck[] startupChecks)
+internal sealed unsafe partial class GoferServer(ServedRoot[] roots, StartupCheck[] startupChecks, string confinementNote, long confinementTicks)
 {
     // Created once the handshake is answered: its dictionaries cost JIT time the Gofer's
     // time-to-ready need not include.
@@ -71,6 +71,8 @@ internal sealed unsafe partial class GoferServer(ServedRoot[] roots, StartupChec
 
         w.I64(mainEntered);
         w.I64(System.Diagnostics.Stopwatch.GetTimestamp());
+        w.I64(confinementTicks);
+        w.String(confinementNote);
         if (SeqPacket.Send(socket, w.Finish()) != 0)
         {
             return;
@@ -93,6 +95,13 @@ internal sealed unsafe partial class GoferServer(ServedRoot[] roots, StartupChec
 
     private void ServeAdditional(int socket)
     {
+        // The runtime names threads through /proc/self/task/N/comm, which this thread's root
+        // does not have: name it directly.
+        fixed (byte* name = "gofer conn\0"u8)
+        {
+            Host.Prctl(15 /* PR_SET_NAME */, (ulong)name, 0, 0, 0);
+        }
+
         try
         {
             Serve(socket, new byte[Wire.MaxMessage], new byte[Wire.MaxMessage]);
@@ -271,6 +280,54 @@ internal sealed unsafe partial class GoferServer(ServedRoot[] roots, StartupChec
         return 0;
     }
 
+    private static int Stat(string path)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        Host.Stat stat;
+        fixed (byte* p = bytes)
+        {
+            return Host.Lstat(p, &stat) == 0 ? 0 : Host.Errno;
+        }
+    }
+
+    /// <summary>The names in the calling thread's "/" (sorted).</summary>
+    private static List<string> ListRoot()
+    {
+        var names = new List<string>();
+        fixed (byte* root = "/\0"u8)
+        {
+            int fd = Host.Open(root, Host.O_RDONLY | Host.O_DIRECTORY | Host.O_CLOEXEC, 0);
+            if (fd < 0)
+            {
+                names.Add($"({Host.ErrnoName(Host.Errno)})");
+                return names;
+            }
+
+            byte* buffer = stackalloc byte[4096];
+            nint read;
+            while ((read = Host.GetDents64(fd, buffer, 4096)) > 0)
+            {
+                for (nint offset = 0; offset < read;)
+                {
+                    ushort length = *(ushort*)(buffer + offset + 16);
+                    var name = new ReadOnlySpan<byte>(buffer + offset + 19, length - 19);
+                    string text = System.Text.Encoding.UTF8.GetString(name[..name.IndexOf((byte)0)]);
+                    if (text is not "." and not "..")
+                    {
+                        names.Add(text);
+                    }
+
+                    offset += length;
+                }
+            }
+
+            Host.Close(fd);
+        }
+
+        names.Sort(StringComparer.Ordinal);
+        return names;
+    }
+
     private int Release(ref MessageReader r)
     {
         uint count = r.U32();
@@ -316,6 +373,30 @@ internal sealed unsafe partial class GoferServer(ServedRoot[] roots, StartupChec
             probes.Add(("openat2(root, \"..\")", fd >= 0 ? 0 : Host.Errno));
             Host.CloseQuietly(fd);
         }
+
+        // What this (serving) thread sees: no host file outside the runtime's directories, a
+        // read-only root, the attach roots still reachable through their descriptors.
+        probes.Add(($"ls /: {string.Join(' ', ListRoot())}", 0));
+        probes.Add(("stat(/etc/passwd)", Stat("/etc/passwd")));
+        probes.Add(("stat(/proc/self)", Stat("/proc/self")));
+        probes.Add(("stat(/tmp)", Stat("/tmp")));
+        fixed (byte* directory = "/appkernel-probe\0"u8)
+        {
+            probes.Add(("mkdir(/appkernel-probe)", Host.MkdirAt(Host.AT_FDCWD, directory, 0x1c0) == 0 ? 0 : Host.Errno));
+        }
+
+        byte* dot = stackalloc byte[] { (byte)'.', 0 };
+        for (int i = 0; i < roots.Length; i++)
+        {
+            var how = new Host.OpenHow { Flags = (ulong)(Host.O_RDONLY | Host.O_DIRECTORY | Host.O_CLOEXEC), Resolve = Host.ResolveConfined };
+            int fd = roots[i].Fd < 0 ? -1 : Host.OpenAt2(roots[i].Fd, dot, &how);
+            probes.Add(($"open attach root {i}", fd >= 0 ? 0 : roots[i].Fd < 0 ? (int)Errno.EBADF : Host.Errno));
+            Host.CloseQuietly(fd);
+        }
+
+        var (effective, bounding) = Confinement.ReadCapabilities();
+        probes.Add(($"capabilities effective={effective:x} bounding={bounding:x}", 0));
+        probes.Add(("no_new_privs", Host.Prctl(39 /* PR_GET_NO_NEW_PRIVS */, 0, 0, 0, 0) == 1 ? 0 : (int)Errno.EPERM));
 
         w.U32((uint)probes.Count);
         foreach (var (name, errno) in probes)

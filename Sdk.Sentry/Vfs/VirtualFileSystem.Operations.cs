@@ -146,9 +146,12 @@ internal sealed partial class VirtualFileSystem
             }
         }
 
+        // Linux truncates a regular file for O_TRUNC whatever the access mode (O_RDONLY|O_TRUNC
+        // too), so it needs a writable mount and write permission either way.
+        bool truncates = (flags & OpenFlags.Truncate) != 0 && type == FileMode.Regular;
         if (!created)
         {
-            if (wantsWrite && type is FileMode.Regular or FileMode.Directory)
+            if ((wantsWrite && type is FileMode.Regular or FileMode.Directory) || truncates)
             {
                 CheckWritableMount(target.Mount);
             }
@@ -169,9 +172,8 @@ internal sealed partial class VirtualFileSystem
                 operations = new DirectoryOperations(target);
                 break;
             case FileMode.Regular:
-                if ((flags & OpenFlags.Truncate) != 0 && wantsWrite && !created && attributes.Size != 0)
+                if (truncates && !created && attributes.Size != 0)
                 {
-                    CheckWritableMount(target.Mount);
                     inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: 0));
                 }
 
@@ -453,11 +455,6 @@ internal sealed partial class VirtualFileSystem
     public void Link(in PathContext context, VfsPath existing, string newPath)
     {
         var existingAttributes = existing.Inode.GetAttributes();
-        if (existingAttributes.Mode.IsDirectory())
-        {
-            throw ErrnoException.Of(Errno.EPERM);
-        }
-
         var (parent, name, trailingSlash) = ResolveParent(context, newPath);
         if (name is "." or ".." || trailingSlash)
         {
@@ -471,14 +468,19 @@ internal sealed partial class VirtualFileSystem
                 throw ErrnoException.Of(Errno.EEXIST);
             }
 
+            // Linux's order: EEXIST, EROFS, EXDEV (another mount), EACCES, then EPERM for a directory.
+            CheckWritableMount(parent.Mount);
             if (parent.Mount != existing.Mount)
             {
                 throw ErrnoException.Of(Errno.EXDEV);
             }
 
             var parentAttributes = parent.Inode.GetAttributes();
-            CheckWritableMount(parent.Mount);
             Permissions.Check(parentAttributes, context.Credentials, Permissions.Write | Permissions.Execute);
+            if (existingAttributes.Mode.IsDirectory())
+            {
+                throw ErrnoException.Of(Errno.EPERM);
+            }
             if (existing.Dentry.Deleted && existingAttributes.Links == 0)
             {
                 throw ErrnoException.Of(Errno.ENOENT);

@@ -202,7 +202,7 @@ public sealed class LifecycleTests
             using var g = GoferLauncher.Start([root], readWrite: false);
             g.WaitUntilReady();
             startups.Add(g.StartupTime!.Value.TotalMilliseconds);
-            TestContext.WriteLine($"start {i}: time to ready {g.StartupTime.Value.TotalMilliseconds:0.0} ms (runtime start {g.RuntimeStartTime!.Value.TotalMilliseconds:0.0} ms), Start+WaitUntilReady {clock.Elapsed.TotalMilliseconds:0.0} ms");
+            TestContext.WriteLine($"start {i}: time to ready {g.StartupTime.Value.TotalMilliseconds:0.0} ms (runtime start {g.RuntimeStartTime!.Value.TotalMilliseconds:0.0} ms, confinement {g.ConfinementTime!.Value.TotalMilliseconds:0.0} ms), Start+WaitUntilReady {clock.Elapsed.TotalMilliseconds:0.0} ms");
         }
 
         startups.Sort();

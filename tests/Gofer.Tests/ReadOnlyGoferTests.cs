@@ -349,5 +349,44 @@ public sealed class ReadOnlyGoferTests
         Assert.AreEqual((int)Errno.EPERM, probes["execve"]);
         Assert.AreEqual((int)Errno.EPERM, probes["unshare(CLONE_NEWNS)"]);
         Assert.AreEqual((int)Errno.EXDEV, probes["openat2(root, \"..\")"]);
+        Assert.AreEqual(0, probes["no_new_privs"]);
+        Assert.AreEqual(0, probes["open attach root 0"], "the attach root stays reachable through its descriptor");
+        if (Environment.UserName != "root")
+        {
+            Assert.AreEqual((int)Errno.EPERM, probes["pivot_root"], "unprivileged: no mount namespace");
+            StringAssert.Contains(gofer.ConfinementNote, "not root");
+            return;
+        }
+
+        // As root: a private mount namespace whose "/" is a read-only tmpfs holding only the
+        // directories the runtime loads from; capabilities reduced to file work.
+        Assert.AreEqual(string.Empty, gofer.ConfinementNote);
+        Assert.AreEqual(0, probes["pivot_root"]);
+        Assert.AreEqual(0, probes["drop capabilities"]);
+        Assert.AreEqual((int)Errno.ENOENT, probes["stat(/etc/passwd)"]);
+        Assert.AreEqual((int)Errno.ENOENT, probes["stat(/proc/self)"]);
+        Assert.AreEqual((int)Errno.EROFS, probes["mkdir(/appkernel-probe)"]);
+        string listing = probes.Keys.Single(k => k.StartsWith("ls /: ", StringComparison.Ordinal))["ls /: ".Length..];
+        var runtimeTops = new[] { Path.GetDirectoryName(typeof(object).Assembly.Location)!, AppContext.BaseDirectory }
+            .Select(p => p.Split('/', StringSplitOptions.RemoveEmptyEntries)[0]).Append("dev").Distinct().Order(StringComparer.Ordinal);
+        Assert.AreEqual(string.Join(' ', runtimeTops), listing, "/ holds only the way to the runtime's directories and /dev/urandom");
+        Assert.AreEqual("capabilities effective=1f bounding=1f", probes.Keys.Single(k => k.StartsWith("capabilities", StringComparison.Ordinal)));
+
+        // Per thread: the serving threads (main and connections) are in the new mount namespace
+        // with the reduced capabilities; the runtime's earlier threads are not (documented).
+        string hostMnt = new FileInfo("/proc/self/ns/mnt").LinkTarget!;
+        foreach (var task in Directory.GetDirectories($"/proc/{gofer.ProcessId}/task"))
+        {
+            string name = File.ReadAllText(Path.Combine(task, "comm")).Trim();
+            bool serving = Path.GetFileName(task) == gofer.ProcessId.ToString() || name.StartsWith("gofer conn", StringComparison.Ordinal);
+            string mnt = new FileInfo(Path.Combine(task, "ns", "mnt")).LinkTarget!;
+            string capEff = File.ReadAllLines(Path.Combine(task, "status")).First(l => l.StartsWith("CapEff:")).Split(':')[1].Trim();
+            TestContext.WriteLine($"  thread {name}: {mnt}{(mnt == hostMnt ? " (host)" : string.Empty)} CapEff={capEff}");
+            if (serving)
+            {
+                Assert.AreNotEqual(hostMnt, mnt, name);
+                Assert.AreEqual("000000000000001f", capEff, name);
+            }
+        }
     }
 }

@@ -67,7 +67,8 @@ internal static class Sandboxes
         IReadOnlyList<string> arguments,
         Action<SandboxOptions>? configure = null,
         IReadOnlyDictionary<string, string>? environment = null,
-        Func<ISandbox, Task>? afterExit = null)
+        Func<ISandbox, Task>? afterExit = null,
+        bool bindArtifacts = true)
     {
         var factory = Provider.Value.GetRequiredService<ISandboxFactory>();
         await using var sandbox = await factory.CreateAsync(o =>
@@ -81,7 +82,11 @@ internal static class Sandboxes
 
             // The fixtures and test data live under the repository's artifacts folder, which may
             // itself be under /tmp (a CI clone): the sandbox's /tmp is private, so bind it in.
-            o.Mounts.Add(new MountSpec { Target = Repository.Artifacts, Type = "bind", Source = Repository.Artifacts, ReadOnly = true });
+            if (bindArtifacts)
+            {
+                o.Mounts.Add(new MountSpec { Target = Repository.Artifacts, Type = "bind", Source = Repository.Artifacts, ReadOnly = true });
+            }
+
             configure?.Invoke(o);
         });
         var process = await sandbox.StartAsync(new ProcessSpec(path, [.. arguments]));
