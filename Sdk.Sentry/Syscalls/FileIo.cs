@@ -142,6 +142,11 @@ internal static class FileIo
             return WriteRecord(task, file, record, buffer, count);
         }
 
+        if (!ops.IsStream)
+        {
+            RemovePrivileges(task, file);
+        }
+
         byte[] chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(count, Chunk));
         long done = 0;
         bool append = (file.Flags & OpenFlags.Append) != 0;
@@ -198,6 +203,15 @@ internal static class FileIo
         finally
         {
             ArrayPool<byte>.Shared.Return(chunk);
+        }
+    }
+
+    /// <summary>Linux's file_remove_privs before data changes through <paramref name="file"/>: set-user-ID and set-group-ID go unless the task holds CAP_FSETID.</summary>
+    public static void RemovePrivileges(KernelTask task, FileDescription file)
+    {
+        if (file.Operations.Inode is { } inode && Permissions.RemovePrivileges(inode, task.Credentials))
+        {
+            task.Kernel.Vfs.Inotify.FileEvent(file.Path, inode, InotifyMask.Attrib);
         }
     }
 

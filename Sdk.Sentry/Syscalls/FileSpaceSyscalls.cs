@@ -72,6 +72,7 @@ internal static class FileSpaceSyscalls
             VirtualFileSystem.CheckWritableMount(path.Mount);
         }
 
+        FileIo.RemovePrivileges(c.Task(), file);
         file.Operations.Allocate(mode, offset, length);
         return SyscallResult.Zero;
     }

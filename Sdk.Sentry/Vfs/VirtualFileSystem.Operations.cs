@@ -144,10 +144,18 @@ internal sealed partial class VirtualFileSystem
                 operations = new DirectoryOperations(target);
                 break;
             case FileMode.Regular:
-                if ((flags & OpenFlags.Truncate) != 0 && wantsWrite && !created && attributes.Size != 0)
+                if ((flags & OpenFlags.Truncate) != 0 && wantsWrite && !created)
                 {
-                    CheckWritableMount(target.Mount);
-                    inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: 0));
+                    if (Permissions.RemovePrivileges(inode, credentials))
+                    {
+                        Inotify.FileEvent(target, inode, InotifyMask.Attrib);
+                    }
+
+                    if (attributes.Size != 0)
+                    {
+                        CheckWritableMount(target.Mount);
+                        inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: 0));
+                    }
                 }
 
                 operations = inode.Open(flags);
@@ -538,6 +546,21 @@ internal sealed partial class VirtualFileSystem
             else if ((flags & RenameFlags.Exchange) != 0)
             {
                 throw ErrnoException.Of(Errno.ENOENT);
+            }
+
+            // A directory moving to another parent gets a new "..": that needs write permission on it
+            // (and on the other directory of an exchange).
+            if (!ReferenceEquals(oldParent.Dentry, newParent.Dentry))
+            {
+                if (sourceIsDirectory)
+                {
+                    Permissions.Check(sourceAttributes, oldContext.Credentials, Permissions.Write);
+                }
+
+                if (target is not null && (flags & RenameFlags.Exchange) != 0 && target.Inode.GetAttributes() is var exchanged && exchanged.Mode.IsDirectory())
+                {
+                    Permissions.Check(exchanged, newContext.Credentials, Permissions.Write);
+                }
             }
 
             if (source.MountCount > 0)

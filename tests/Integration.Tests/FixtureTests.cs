@@ -37,6 +37,25 @@ public sealed class FixtureTests
         Assert.AreEqual(native.Status, sandboxed.Status, $"exit status differs; sandbox stderr: {sandboxed.Error}");
     }
 
+    public static IEnumerable<object[]> PermissionCases() =>
+        Sandboxes.Platforms.SelectMany(p => new[] { "perms", "perms.static", "perms.static-pie" }.Select(f => new object[] { p[0], f }));
+
+    /// <summary>
+    /// tests/fixtures/perms.c sets up files as root and drops to uid 1000 itself, so it compares
+    /// with native only where the tests run as root.
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(PermissionCases))]
+    public async Task ANonRootUserGetsLinuxsPermissionErrors(string platform, string fixture)
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            Assert.Inconclusive("the permissions fixture starts as root natively");
+        }
+
+        await SameOutputAndStatusAsNative(platform, fixture);
+    }
+
     [TestMethod]
     [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
     public async Task ANullDereferenceExitsWith139(string platform)
