@@ -92,6 +92,11 @@ internal static class FileIo
     private static long ReadOnce(KernelTask task, FileDescription file, Span<byte> destination, long? position, long done)
     {
         var ops = file.Operations;
+        if (ops is ISelfBlockingRead self)
+        {
+            return self.Read(task, destination, file.NonBlocking || done > 0);
+        }
+
         while (true)
         {
             try

@@ -10,7 +10,7 @@ public sealed class FixtureTests
         [
             "hello", "fileio", "mmap", "brk", "auxv", "badinput", "nullderef", "forktree", "vforkexec", "threads", "orphan",
             "sigpipe", "altstack", "mutexes", "poll", "polledge", "epoll", "eventfd", "timerfd", "signalfd",
-            "itimer", "posixtimer", "sigwait", "pidfd", "pidfdwait", "cputime", "creds", "sched", "pty", "miscsys",
+            "itimer", "posixtimer", "sigwait", "pidfd", "pidfdwait", "cputime", "creds", "sched", "pty", "ptytime", "miscsys",
             "locks", "fallocate", "splice", "openat2", "inotify", "memfd", "unixsock", "scmrights", "tcploop", "udploop", "netdev",
         ];
         foreach (var platform in Sandboxes.Platforms)
