@@ -43,6 +43,16 @@ internal sealed class GoferRegularFile(GoferInode inode, HostFileHandle handle, 
 
     public void Sync() => handle.Sync(dataOnly: false);
 
+    public void Allocate(int mode, long offset, long length)
+    {
+        if (!flags.CanWrite() || !handle.Writable)
+        {
+            throw ErrnoException.Of(Errno.EBADF);
+        }
+
+        inode.AllocateAt(handle, mode, offset, length);
+    }
+
     public IMappable? Mappable => inode.PageCache;
 }
 

@@ -946,6 +946,33 @@ public sealed class GoferInode : IInode
         return written;
     }
 
+    /// <summary>
+    /// fallocate on the host descriptor: mode 0 and FALLOC_FL_KEEP_SIZE reserve space (and may
+    /// extend the size); FALLOC_FL_PUNCH_HOLE|KEEP_SIZE and FALLOC_FL_ZERO_RANGE zero the range,
+    /// in the host file and in cached pages. The host filesystem's own refusals (EOPNOTSUPP,
+    /// ENOSPC, EFBIG) come back as they are.
+    /// </summary>
+    internal void AllocateAt(HostFileHandle handle, int mode, long offset, long length)
+    {
+        const int KeepSize = 1, PunchHole = 2, ZeroRange = 0x10;
+        if ((mode & ~(KeepSize | PunchHole | ZeroRange)) != 0 || (mode & (PunchHole | ZeroRange)) == (PunchHole | ZeroRange))
+        {
+            throw ErrnoException.Of(Errno.EOPNOTSUPP);
+        }
+
+        CheckWritable();
+        lock (writeGate)
+        {
+            handle.Allocate(mode, offset, length);
+            if ((mode & (PunchHole | ZeroRange)) != 0)
+            {
+                Volatile.Read(ref pageCache)?.Zeroed(offset, length);
+            }
+        }
+
+        InvalidateAttributes();
+    }
+
     private void CheckDirectory()
     {
         if (Type != FileMode.Directory)

@@ -217,6 +217,29 @@ internal sealed class GoferPageCache(GoferInode inode, IMemoryFile memoryFile) :
         }
     }
 
+    /// <summary>The host zeroed <paramref name="length"/> bytes at <paramref name="offset"/> (a punched hole or zeroed range): so do the cached pages.</summary>
+    public void Zeroed(long offset, long length)
+    {
+        if (IsEmpty || length <= 0)
+        {
+            return;
+        }
+
+        long end = offset > long.MaxValue - length ? long.MaxValue : offset + length;
+        lock (gate)
+        {
+            foreach (var (page, memory) in pages)
+            {
+                long start = page * pageSize;
+                long from = Math.Max(offset, start), to = Math.Min(end, start + pageSize);
+                if (from < to)
+                {
+                    memoryFile.GetSpan(memory + (from - start), (int)(to - from)).Clear();
+                }
+            }
+        }
+    }
+
     /// <summary>The file was truncated to <paramref name="size"/>: cached bytes past it become zero (as they read after re-extension).</summary>
     public void Truncated(long size)
     {

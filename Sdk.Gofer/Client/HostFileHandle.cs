@@ -156,6 +156,28 @@ internal sealed unsafe class HostFileHandle : SafeHandle
         }
     }
 
+    /// <summary>fallocate with the program's mode (the caller has checked which modes it passes on).</summary>
+    public void Allocate(int mode, long offset, long length)
+    {
+        bool added = false;
+        DangerousAddRef(ref added);
+        try
+        {
+            while (Host.Fallocate((int)handle, mode, offset, length) != 0)
+            {
+                int errno = Host.Errno;
+                if (errno != Host.EINTR)
+                {
+                    throw ErrnoException.Of((Errno)errno);
+                }
+            }
+        }
+        finally
+        {
+            DangerousRelease();
+        }
+    }
+
     /// <summary>fsync, or fdatasync when <paramref name="dataOnly"/>.</summary>
     public void Sync(bool dataOnly)
     {

@@ -262,6 +262,9 @@ internal static unsafe partial class Host
     [LibraryImport(Lib, EntryPoint = "ftruncate", SetLastError = true)]
     public static partial int Ftruncate(int fd, long length);
 
+    [LibraryImport(Lib, EntryPoint = "fallocate64", SetLastError = true)]
+    public static partial int Fallocate(int fd, int mode, long offset, long length);
+
     [LibraryImport(Lib, EntryPoint = "pread64", SetLastError = true)]
     public static partial nint Pread(int fd, byte* buffer, nuint count, long offset);
 

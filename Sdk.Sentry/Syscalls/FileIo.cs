@@ -92,6 +92,11 @@ internal static class FileIo
     private static long ReadOnce(KernelTask task, FileDescription file, Span<byte> destination, long? position, long done)
     {
         var ops = file.Operations;
+        if (ops is ISelfBlockingRead self)
+        {
+            return self.Read(task, destination, file.NonBlocking || done > 0);
+        }
+
         while (true)
         {
             try
@@ -140,6 +145,11 @@ internal static class FileIo
         if (ops is IRecordFile record)
         {
             return WriteRecord(task, file, record, buffer, count);
+        }
+
+        if (!ops.IsStream)
+        {
+            RemovePrivileges(task, file);
         }
 
         byte[] chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(count, Chunk));
@@ -198,6 +208,15 @@ internal static class FileIo
         finally
         {
             ArrayPool<byte>.Shared.Return(chunk);
+        }
+    }
+
+    /// <summary>Linux's file_remove_privs before data changes through <paramref name="file"/>: set-user-ID and set-group-ID go unless the task holds CAP_FSETID.</summary>
+    public static void RemovePrivileges(KernelTask task, FileDescription file)
+    {
+        if (file.Operations.Inode is { } inode && Permissions.RemovePrivileges(inode, task.Credentials))
+        {
+            task.Kernel.Vfs.Inotify.FileEvent(file.Path, inode, InotifyMask.Attrib);
         }
     }
 

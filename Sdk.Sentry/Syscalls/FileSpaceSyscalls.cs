@@ -12,7 +12,7 @@ internal static class FileSpaceSyscalls
     private const int FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2, FALLOC_FL_COLLAPSE_RANGE = 8,
         FALLOC_FL_ZERO_RANGE = 0x10, FALLOC_FL_INSERT_RANGE = 0x20, FALLOC_FL_UNSHARE_RANGE = 0x40, FALLOC_FL_WRITE_ZEROES = 0x80;
 
-    [Syscall(285, SupportLevel.Partial, Note = "tmpfs (and overlay files on it): mode 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE; other filesystems and modes give EOPNOTSUPP")]
+    [Syscall(285, SupportLevel.Partial, Note = "tmpfs (and overlay files on it): mode 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE; gofer files (bind mounts, read-write root) also FALLOC_FL_ZERO_RANGE, on the host file; other filesystems and modes give EOPNOTSUPP")]
     public static SyscallResult Fallocate(ISyscallContext c)
     {
         var t = c.Task();
@@ -72,6 +72,7 @@ internal static class FileSpaceSyscalls
             VirtualFileSystem.CheckWritableMount(path.Mount);
         }
 
+        FileIo.RemovePrivileges(c.Task(), file);
         file.Operations.Allocate(mode, offset, length);
         return SyscallResult.Zero;
     }

@@ -442,6 +442,7 @@ internal static class FileSyscalls
             return SyscallResult.Error(Errno.EPERM);
         }
 
+        FileIo.RemovePrivileges(t, description);
         inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: length));
         t.Kernel.Vfs.Inotify.FileEvent(description.Path, inode, InotifyMask.Modify);
         return SyscallResult.Zero;
@@ -472,6 +473,11 @@ internal static class FileSyscalls
 
         VirtualFileSystem.CheckWritableMount(path.Mount);
         Permissions.Check(attributes, t.Credentials, Permissions.Write);
+        if (Permissions.RemovePrivileges(path.Inode, t.Credentials))
+        {
+            t.Kernel.Vfs.Inotify.FileEvent(path, path.Inode, InotifyMask.Attrib);
+        }
+
         path.Inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: length));
         t.Kernel.Vfs.Inotify.FileEvent(path, path.Inode, InotifyMask.Modify);
         return SyscallResult.Zero;

@@ -244,6 +244,11 @@ internal static class IoSyscalls
 
         // The input is read at a position and advanced only by what the output took, so a full
         // non-blocking pipe or a signal loses nothing.
+        if (!output.Operations.IsStream && count > 0)
+        {
+            FileIo.RemovePrivileges(t, output);
+        }
+
         var buffer = new byte[(int)Math.Min(count, 1 << 20)];
         long done = 0;
         long start = offset ?? Volatile.Read(ref input.Offset);

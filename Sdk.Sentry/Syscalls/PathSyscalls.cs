@@ -388,40 +388,34 @@ internal static class PathSyscalls
     {
         var attributes = path.Inode.GetAttributes();
         var credentials = t.Credentials;
+        var mask = (uid != -1 ? AttributeMask.Uid : 0) | (gid != -1 ? AttributeMask.Gid : 0);
+        // chown clears set-user-ID and (see DroppedByChown) set-group-ID of a non-directory, even
+        // as root and even when neither id changes; that mode change needs the owner.
+        var drop = Permissions.DroppedByChown(attributes, credentials);
         if (!credentials.IsRoot)
         {
-            // A non-root owner may only change the group, to one of its own groups.
-            bool uidOk = uid == -1 || uid == attributes.Uid;
-            bool gidOk = gid == -1 || gid == attributes.Gid || (attributes.Uid == credentials.FsUid && credentials.InGroup(gid));
-            if (attributes.Uid != credentials.FsUid || !uidOk || !gidOk)
+            // A non-root owner may only "change" the user to itself and the group to one of its own.
+            bool owner = attributes.Uid == credentials.FsUid;
+            bool uidOk = uid == -1 || (owner && uid == attributes.Uid);
+            bool gidOk = gid == -1 || (owner && (gid == attributes.Gid || credentials.InGroup(gid)));
+            if (!uidOk || !gidOk || (drop != 0 && !owner))
             {
                 throw ErrnoException.Of(Errno.EPERM);
             }
         }
 
         VirtualFileSystem.CheckWritableMount(path.Mount);
-        var mask = (uid != -1 ? AttributeMask.Uid : 0) | (gid != -1 ? AttributeMask.Gid : 0);
+        if (drop != 0)
+        {
+            mask |= AttributeMask.Mode;
+        }
+
         if (mask == 0)
         {
             return;
         }
 
-        var mode = attributes.Mode;
-        // chown clears set-user-ID and (for group-executable files) set-group-ID.
-        if (!mode.IsDirectory() && (mode & (FileMode.SetUid | FileMode.SetGid)) != 0)
-        {
-            var cleared = mode & ~FileMode.SetUid;
-            if ((mode & FileMode.GroupExecute) != 0)
-            {
-                cleared &= ~FileMode.SetGid;
-            }
-
-            path.Inode.SetAttributes(new AttributeUpdate(mask | AttributeMask.Mode, Mode: cleared & FileMode.PermissionMask, Uid: uid, Gid: gid));
-            t.Kernel.Vfs.Inotify.FileEvent(path, path.Inode, InotifyMask.Attrib);
-            return;
-        }
-
-        path.Inode.SetAttributes(new AttributeUpdate(mask, Uid: uid, Gid: gid));
+        path.Inode.SetAttributes(new AttributeUpdate(mask, Mode: attributes.Mode & FileMode.PermissionMask & ~drop, Uid: uid, Gid: gid));
         t.Kernel.Vfs.Inotify.FileEvent(path, path.Inode, InotifyMask.Attrib);
     }
 

@@ -286,6 +286,8 @@ internal static class SpliceSyscalls
             return SyscallResult.Zero;
         }
 
+        FileIo.RemovePrivileges(t, output);
+
         // Linux 5.19+: no filesystem here copies across instances itself, so a copy stays within one.
         if (!ReferenceEquals(FileSystemOf(input), FileSystemOf(output)))
         {
@@ -460,6 +462,7 @@ internal static class SpliceSyscalls
             return 0;
         }
 
+        FileIo.RemovePrivileges(t, output);
         byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(length, Chunk));
         try
         {

@@ -172,9 +172,18 @@ internal sealed partial class VirtualFileSystem
                 operations = new DirectoryOperations(target);
                 break;
             case FileMode.Regular:
-                if (truncates && !created && attributes.Size != 0)
+                if (truncates && !created)
                 {
-                    inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: 0));
+                    // Linux's truncation at open drops set-id bits even when the size is already 0.
+                    if (Permissions.RemovePrivileges(inode, credentials))
+                    {
+                        Inotify.FileEvent(target, inode, InotifyMask.Attrib);
+                    }
+
+                    if (attributes.Size != 0)
+                    {
+                        inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: 0));
+                    }
                 }
 
                 operations = inode.Open(flags);
@@ -565,6 +574,21 @@ internal sealed partial class VirtualFileSystem
             else if ((flags & RenameFlags.Exchange) != 0)
             {
                 throw ErrnoException.Of(Errno.ENOENT);
+            }
+
+            // A directory moving to another parent gets a new "..": that needs write permission on it
+            // (and on the other directory of an exchange).
+            if (!ReferenceEquals(oldParent.Dentry, newParent.Dentry))
+            {
+                if (sourceIsDirectory)
+                {
+                    Permissions.Check(sourceAttributes, oldContext.Credentials, Permissions.Write);
+                }
+
+                if (target is not null && (flags & RenameFlags.Exchange) != 0 && target.Inode.GetAttributes() is var exchanged && exchanged.Mode.IsDirectory())
+                {
+                    Permissions.Check(exchanged, newContext.Credentials, Permissions.Write);
+                }
             }
 
             if (source.MountCount > 0)

@@ -5,7 +5,8 @@ internal static class CommandLine
 {
     public const string Usage =
         "usage: appkernel do [--platform ptrace|kvm] [--rootfs DIR] [--rootfs-mode overlay|readonly|readwrite] [--strace]\n" +
-        "                    [--env K=V]... [--cwd DIR] [--hostname NAME] [--plugins DIR] [--bind HOST[:SANDBOX][:ro]]...\n" +
+        "                    [--env K=V]... [--cwd DIR] [--hostname NAME] [--plugins DIR] [--user UID[:GID]]\n" +
+        "                    [--bind HOST[:SANDBOX][:ro]]... [--mount type=bind,src=HOST,dst=PATH[,ro]]... [--mount type=tmpfs,dst=PATH[,size=N[k|m|g]]]...\n" +
         "                    [--memory BYTES[k|m|g]] [--tasks N] [--open-files N] [--cpu SECONDS] [--wall SECONDS] [--output BYTES[k|m|g]]\n" +
         "                    [--network none|host] [--allow-connect CIDR[:PORT]]... [--allow-bind PORT]...\n" +
         "                    -- PROGRAM [ARGS...]\n" +
@@ -108,6 +109,12 @@ internal static class CommandLine
                     break;
                 }
 
+                case "--mount":
+                    options.Binds.Add(ParseMount(Take()));
+                    break;
+                case "--user":
+                    (options.Uid, options.Gid) = ParseUser(Take());
+                    break;
                 case "--memory":
                     options.MemoryBytes = Size(Take(), name);
                     break;
@@ -161,6 +168,125 @@ internal static class CommandLine
         return options;
     }
 
+    /// <summary>
+    /// One <c>--mount</c> spec: comma-separated KEY=VALUE pairs (and the flag <c>ro</c>), like
+    /// <c>type=bind,src=HOST,dst=PATH,ro</c> or <c>type=tmpfs,dst=PATH,size=64m</c>.
+    /// </summary>
+    internal static MountSpec ParseMount(string spec)
+    {
+        string? type = null, source = null, target = null;
+        long? size = null;
+        bool readOnly = false;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string item in spec.Split(','))
+        {
+            int eq = item.IndexOf('=');
+            string key = eq < 0 ? item : item[..eq];
+            string? value = eq < 0 ? null : item[(eq + 1)..];
+            // Each key once; aliases count as their key.
+            string canonical = key switch
+            {
+                "src" or "source" => "src",
+                "dst" or "destination" or "target" => "dst",
+                "ro" or "readonly" => "ro",
+                _ => key,
+            };
+            if (key.Length == 0)
+            {
+                throw new UsageException($"--mount: empty item in '{spec}'");
+            }
+
+            if (!seen.Add(canonical))
+            {
+                throw new UsageException($"--mount: '{key}' given twice in '{spec}'");
+            }
+
+            switch (canonical)
+            {
+                case "type":
+                    type = NonEmpty(value, key, spec);
+                    break;
+                case "src":
+                    source = NonEmpty(value, key, spec);
+                    break;
+                case "dst":
+                    target = NonEmpty(value, key, spec);
+                    break;
+                case "ro":
+                    readOnly = value switch
+                    {
+                        null or "true" or "1" => true,
+                        "false" or "0" => false,
+                        _ => throw new UsageException($"--mount: {key} takes no value or true/false (was '{value}')"),
+                    };
+                    break;
+                case "size":
+                    size = Size(NonEmpty(value, key, spec), "--mount size=");
+                    if (size <= 0)
+                    {
+                        throw new UsageException("--mount size= must be positive");
+                    }
+
+                    break;
+                default:
+                    throw new UsageException($"--mount: unknown key '{key}' in '{spec}' (type, src, dst, ro, size)");
+            }
+        }
+
+        if (type is null)
+        {
+            throw new UsageException($"--mount needs type=bind or type=tmpfs (was '{spec}')");
+        }
+
+        if (type is not ("bind" or "tmpfs"))
+        {
+            throw new UsageException($"--mount: unknown type '{type}' (bind or tmpfs)");
+        }
+
+        if (target is null || target[0] != '/')
+        {
+            throw new UsageException($"--mount needs dst=PATH, an absolute path inside the sandbox (was '{spec}')");
+        }
+
+        if (type == "bind")
+        {
+            if (source is null)
+            {
+                throw new UsageException($"--mount type=bind needs src=HOST (was '{spec}')");
+            }
+
+            if (size is not null)
+            {
+                throw new UsageException("--mount: size= applies to type=tmpfs only");
+            }
+
+            return new MountSpec { Type = "bind", Source = Path.GetFullPath(source), Target = target, ReadOnly = readOnly };
+        }
+
+        if (source is not null)
+        {
+            throw new UsageException("--mount: src= applies to type=bind only");
+        }
+
+        return new MountSpec { Type = "tmpfs", Source = "tmpfs", Target = target, ReadOnly = readOnly, Data = size is { } bytes ? $"size={bytes}" : null };
+    }
+
+    private static string NonEmpty(string? value, string key, string spec) =>
+        string.IsNullOrEmpty(value) ? throw new UsageException($"--mount: {key} needs a value (in '{spec}')") : value;
+
+    /// <summary><c>--user UID[:GID]</c>: numeric ids; the group defaults to the user's id.</summary>
+    internal static (int Uid, int Gid) ParseUser(string text)
+    {
+        int colon = text.IndexOf(':');
+        string uid = colon < 0 ? text : text[..colon];
+        string gid = colon < 0 ? uid : text[(colon + 1)..];
+        static bool Id(string s, out int id) =>
+            int.TryParse(s, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out id);
+        return Id(uid, out int u) && Id(gid, out int g)
+            ? (u, g)
+            : throw new UsageException($"--user needs UID[:GID] as numbers (was '{text}')");
+    }
+
     /// <summary>A byte count with an optional k, m or g suffix (powers of 1024).</summary>
     private static long Size(string text, string option)
     {
@@ -172,7 +298,9 @@ internal static class CommandLine
             text = text[..^1];
         }
 
-        return long.TryParse(text, out long value) ? value * factor : throw new UsageException($"{option} needs a size such as 512m");
+        return long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long value) && value <= long.MaxValue / factor
+            ? value * factor
+            : throw new UsageException($"{option} needs a size such as 512m");
     }
 }
 

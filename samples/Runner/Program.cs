@@ -115,6 +115,12 @@ static async Task<int> Run(RunnerOptions options)
             o.Mounts.Add(bind);
         }
 
+        if (options.Uid is { } uid)
+        {
+            o.Uid = uid;
+            o.Gid = options.Gid ?? uid;
+        }
+
         o.Limits.MemoryBytes = options.MemoryBytes;
         o.Limits.Tasks = options.Tasks;
         o.Limits.OpenFiles = options.OpenFiles;

@@ -27,7 +27,13 @@ internal sealed class RunnerOptions
 
     public List<string> Command { get; } = new();
 
-    /// <summary>--bind HOST[:SANDBOX][:ro]: host directories shown inside, through the Gofer.</summary>
+    /// <summary>--user UID[:GID]: the identity the program runs as (root when unset).</summary>
+    public int? Uid { get; set; }
+
+    /// <summary>The group of --user (its uid when only the uid was given).</summary>
+    public int? Gid { get; set; }
+
+    /// <summary>--bind HOST[:SANDBOX][:ro] and --mount: host directories (through the Gofer) and tmpfs instances shown inside.</summary>
     public List<MountSpec> Binds { get; } = new();
 
     public long? MemoryBytes { get; set; }

@@ -10,7 +10,7 @@ public sealed class FixtureTests
         [
             "hello", "fileio", "mmap", "brk", "auxv", "badinput", "badargs", "nullderef", "forktree", "vforkexec", "threads", "orphan",
             "sigpipe", "altstack", "mutexes", "poll", "polledge", "epoll", "eventfd", "timerfd", "signalfd",
-            "itimer", "posixtimer", "sigwait", "pidfd", "pidfdwait", "cputime", "creds", "sched", "pty", "miscsys",
+            "itimer", "posixtimer", "sigwait", "pidfd", "pidfdwait", "cputime", "creds", "sched", "pty", "ptytime", "miscsys",
             "locks", "fallocate", "splice", "openat2", "inotify", "memfd", "unixsock", "scmrights", "tcploop", "udploop", "netdev", "tcpedge",
         ];
         foreach (var platform in Sandboxes.Platforms)
@@ -35,6 +35,25 @@ public sealed class FixtureTests
         var sandboxed = await Sandboxes.Run(platform, path, arguments, environment: environment);
         Assert.AreEqual(native.Text, sandboxed.Text, $"stdout differs; sandbox stderr: {sandboxed.Error}");
         Assert.AreEqual(native.Status, sandboxed.Status, $"exit status differs; sandbox stderr: {sandboxed.Error}");
+    }
+
+    public static IEnumerable<object[]> PermissionCases() =>
+        Sandboxes.Platforms.SelectMany(p => new[] { "perms", "perms.static", "perms.static-pie" }.Select(f => new object[] { p[0], f }));
+
+    /// <summary>
+    /// tests/fixtures/perms.c sets up files as root and drops to uid 1000 itself, so it compares
+    /// with native only where the tests run as root.
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(PermissionCases))]
+    public async Task ANonRootUserGetsLinuxsPermissionErrors(string platform, string fixture)
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            Assert.Inconclusive("the permissions fixture starts as root natively");
+        }
+
+        await SameOutputAndStatusAsNative(platform, fixture);
     }
 
     [TestMethod]

@@ -59,4 +59,59 @@ public sealed class MountTests
         Assert.AreEqual("mount as non-root: -1 EPERM\numount2 as non-root: -1 EPERM\n", run.Text, run.Error);
         Assert.AreEqual(0, run.Status);
     }
+
+    /// <summary>
+    /// fallocate on a file of a read-write bind mount (tests/fixtures/gofalloc.c): the Gofer's
+    /// donated host descriptor does it, so the same host filesystem answers natively and inside,
+    /// and the space and holes are in the host file afterwards.
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
+    public async Task FallocateOnAReadWriteBindMountIsTheHosts(string platform)
+    {
+        string path = Fixtures.Path("gofalloc");
+        string nativeDirectory = Directory.CreateTempSubdirectory("appkernel-falloc-").FullName;
+        string boundDirectory = Directory.CreateTempSubdirectory("appkernel-falloc-").FullName;
+        try
+        {
+            var native = ProgramRun.Native(path, [nativeDirectory]);
+            Assert.AreEqual(0, native.Status, native.Error);
+            var run = await Sandboxes.Run(platform, path, ["/mnt/data"],
+                o => o.Mounts.Add(new MountSpec { Type = "bind", Source = boundDirectory, Target = "/mnt/data" }));
+            Assert.AreEqual(native.Text, run.Text, run.Error);
+            Assert.AreEqual(0, run.Status, run.Error);
+            var host = new FileInfo(Path.Combine(boundDirectory, "f"));
+            Assert.AreEqual(40010, host.Length);
+            byte[] data = File.ReadAllBytes(host.FullName);
+            Assert.IsTrue(data.AsSpan(4096, 4096).IndexOfAnyExcept((byte)0) < 0, "the punched hole is not zero on the host");
+            Assert.AreEqual((byte)'y', data[8200], "the mapped store did not reach the host");
+        }
+        finally
+        {
+            Directory.Delete(nativeDirectory, recursive: true);
+            Directory.Delete(boundDirectory, recursive: true);
+        }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
+    public async Task FallocateOnAReadOnlyBindMountCannotWrite(string platform)
+    {
+        string directory = Directory.CreateTempSubdirectory("appkernel-falloc-ro-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(directory, "existing"), "");
+            var run = await Sandboxes.Run(platform, Fixtures.Path("gofalloc"), ["/mnt/data", "ro"],
+                o => o.Mounts.Add(new MountSpec { Type = "bind", Source = directory, Target = "/mnt/data", ReadOnly = true }));
+            Assert.AreEqual(
+                "open existing for writing: -1 EROFS\ncreate: -1 EROFS\nfallocate read-only descriptor: -1 EBADF\nexisting: size 0 blocks 0\n",
+                run.Text, run.Error);
+            Assert.AreEqual(0, run.Status, run.Error);
+            Assert.IsFalse(File.Exists(Path.Combine(directory, "new")));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 }

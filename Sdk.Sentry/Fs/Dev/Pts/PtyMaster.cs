@@ -31,7 +31,7 @@ internal sealed class PtyMaster(Terminal terminal, DevPtsFileSystem pts, IInode?
 }
 
 /// <summary>An open /dev/pts/N (or /dev/tty naming it): the program's side of a <see cref="Terminal"/>.</summary>
-internal sealed class PtySlave(Terminal terminal, DevPtsFileSystem pts, IInode? inode) : IFileOperations
+internal sealed class PtySlave(Terminal terminal, DevPtsFileSystem pts, IInode? inode) : IFileOperations, Vfs.ISelfBlockingRead
 {
     public Terminal Terminal => terminal;
 
@@ -42,6 +42,8 @@ internal sealed class PtySlave(Terminal terminal, DevPtsFileSystem pts, IInode? 
     public WaitQueue? Waiters => terminal.SlaveWaiters;
 
     public long Read(Span<byte> buffer, ref long offset) => terminal.ReadFromSlave(buffer);
+
+    public long Read(Kernel.KernelTask task, Span<byte> buffer, bool nonBlocking) => terminal.ReadFromSlave(task, buffer, nonBlocking);
 
     public long Write(ReadOnlySpan<byte> buffer, ref long offset, bool append) => terminal.WriteFromSlave(buffer);
 

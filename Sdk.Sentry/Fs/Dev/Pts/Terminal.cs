@@ -226,57 +226,109 @@ internal sealed class Terminal
         }
     }
 
-    public long ReadFromSlave(Span<byte> buffer)
-    {
-        if (KernelTask.Current is { } task)
-        {
-            CheckJobControl(task, Signals.SIGTTIN);
-        }
+    /// <summary>A read that never blocks (splice, sendfile): what a non-blocking read(2) gives.</summary>
+    public long ReadFromSlave(Span<byte> buffer) => ReadFromSlave(KernelTask.Current, buffer, nonBlocking: true);
 
+    /// <summary>
+    /// read(2) on the slave. Canonical mode returns one line. Non-canonical mode follows n_tty's
+    /// VMIN/VTIME rules (termios(3)): VMIN 0 and VTIME 0 is a poll; VMIN 0 and VTIME &gt; 0 waits
+    /// up to VTIME tenths of a second for the first byte (then returns 0); VMIN &gt; 0 and VTIME 0
+    /// waits for VMIN bytes; VMIN &gt; 0 and VTIME &gt; 0 waits for the first byte, then returns once
+    /// VMIN bytes arrived or VTIME passed since the last one (an inter-byte timer). Bytes are taken
+    /// as they arrive, so a signal or an expired timer returns what was read so far.
+    /// </summary>
+    public long ReadFromSlave(KernelTask? task, Span<byte> buffer, bool nonBlocking)
+    {
+        long total = 0;
+        long deadline = -1;
+        bool first = true;
+        while (true)
+        {
+            if (task is not null)
+            {
+                CheckJobControl(task, Signals.SIGTTIN);
+            }
+
+            lock (gate)
+            {
+                if (!masterOpen)
+                {
+                    return total; // a hung-up terminal reads end of file
+                }
+
+                if (termios.Has(Termios.ICANON))
+                {
+                    if (lines.Count > 0)
+                    {
+                        int length = lines[0];
+                        if (length == 0)
+                        {
+                            lines.RemoveAt(0); // end of file, typed as VEOF at the start of a line
+                            return 0;
+                        }
+
+                        long n = Math.Min(buffer.Length, length);
+                        Consume(buffer[..(int)n]);
+                        NotifyAll();
+                        return n;
+                    }
+                }
+                else
+                {
+                    int vmin = termios.ControlChars[Termios.VMIN], vtime = termios.ControlChars[Termios.VTIME];
+                    if (readable.Count > 0)
+                    {
+                        int n = (int)Math.Min(buffer.Length - total, readable.Count);
+                        Consume(buffer.Slice((int)total, n));
+                        total += n;
+                        NotifyAll();
+                        if (total >= Math.Max(1, vmin) || total == buffer.Length)
+                        {
+                            return total;
+                        }
+
+                        // Short of VMIN: the inter-byte timer (re)starts at each arrival.
+                        deadline = vtime > 0 ? AppKernel.Sentry.Kernel.Kernel.Now + vtime * 100_000_000L : -1;
+                    }
+                    else if (vmin == 0 && vtime == 0)
+                    {
+                        return total; // a poll
+                    }
+                    else if (first && vmin == 0)
+                    {
+                        deadline = AppKernel.Sentry.Kernel.Kernel.Now + vtime * 100_000_000L; // a read timer from the start
+                    }
+                }
+            }
+
+            first = false;
+            if (nonBlocking || task is null)
+            {
+                return total > 0 ? total : throw ErrnoException.Of(Errno.EAGAIN);
+            }
+
+            bool arrived;
+            try
+            {
+                arrived = task.WaitUntil(SlaveWaiters, PollEvents.In | PollEvents.HangUp, SlaveHasInput, deadline);
+            }
+            catch (ErrnoException) when (total > 0)
+            {
+                return total; // a signal: what was read so far
+            }
+
+            if (!arrived)
+            {
+                return total; // VTIME passed
+            }
+        }
+    }
+
+    private bool SlaveHasInput()
+    {
         lock (gate)
         {
-            if (!masterOpen)
-            {
-                return 0; // a hung-up terminal reads end of file
-            }
-
-            long n;
-            if (termios.Has(Termios.ICANON))
-            {
-                if (lines.Count == 0)
-                {
-                    throw ErrnoException.Of(Errno.EAGAIN);
-                }
-
-                int length = lines[0];
-                if (length == 0)
-                {
-                    lines.RemoveAt(0); // end of file, typed as VEOF at the start of a line
-                    return 0;
-                }
-
-                n = Math.Min(buffer.Length, length);
-                Consume(buffer[..(int)n]);
-            }
-            else
-            {
-                int minimum = termios.ControlChars[Termios.VTIME] == 0 ? Math.Max(1, (int)termios.ControlChars[Termios.VMIN]) : 1;
-                if (termios.ControlChars[Termios.VMIN] == 0 && termios.ControlChars[Termios.VTIME] == 0 && readable.Count == 0)
-                {
-                    return 0; // VMIN 0, VTIME 0: a poll
-                }
-
-                if (readable.Count < Math.Min(minimum, buffer.Length))
-                {
-                    throw ErrnoException.Of(Errno.EAGAIN);
-                }
-
-                n = Math.Min(buffer.Length, readable.Count);
-                Consume(buffer[..(int)n]);
-            }
-
-            NotifyAll();
-            return n;
+            return !masterOpen || (termios.Has(Termios.ICANON) ? lines.Count > 0 : readable.Count > 0);
         }
     }
 
