@@ -197,6 +197,9 @@ internal static unsafe partial class Host
     [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
     private static partial long Syscall3(long number, long a, long b, long c);
 
+    /// <summary>A raw three-argument syscall, for the confinement probes (calls the Gofer never makes otherwise).</summary>
+    public static long RawSyscall(long number, long a, long b, long c) => Syscall3(number, a, b, c);
+
     /// <summary>openat2(2).</summary>
     public static int OpenAt2(int dirFd, byte* path, OpenHow* how) =>
         (int)Syscall4(SYS_openat2, dirFd, (long)path, (long)how, sizeof(OpenHow));

@@ -13,12 +13,13 @@ internal static unsafe class Confinement
     private const uint SECCOMP_SET_MODE_FILTER = 1, SECCOMP_FILTER_FLAG_TSYNC = 1;
     private const uint RET_KILL_PROCESS = 0x80000000, RET_ERRNO = 0x00050000, RET_ALLOW = 0x7fff0000;
     private const uint AUDIT_ARCH_X86_64 = 0xC000003E;
-    private const ushort LD_W_ABS = 0x20, JEQ_K = 0x15, JGE_K = 0x35, JSET_K = 0x45, AND_K = 0x54, RET_K = 0x06;
+    private const ushort LD_W_ABS = 0x20, JA = 0x05, JEQ_K = 0x15, JGE_K = 0x35, JSET_K = 0x45, AND_K = 0x54, RET_K = 0x06;
     private const uint OffsetNr = 0, OffsetArch = 4, OffsetArg0 = 16, OffsetArg2 = 32;
     private const uint X32SyscallBit = 0x40000000;
 
     // Syscalls whose arguments are inspected.
-    private const uint NrSocket = 41, NrSocketPair = 53, NrClone = 56, NrClone3 = 435, NrMknodAt = 259;
+    private const uint NrSocket = 41, NrSocketPair = 53, NrClone = 56, NrClone3 = 435, NrMknodAt = 259,
+        NrTgkill = 234, NrPrlimit64 = 302, NrIoctl = 16;
 
     /// <summary>Namespace-creating clone flags a file proxy never uses.</summary>
     private const uint CloneNamespaceFlags =
@@ -26,8 +27,9 @@ internal static unsafe class Confinement
         0x10000000 /* NEWUSER */ | 0x20000000 /* NEWPID */ | 0x40000000 /* NEWNET */ | 0x00000080 /* NEWTIME */;
 
     /// <summary>
-    /// Syscalls a file proxy never needs, denied with EPERM. A deny-list rather than an
-    /// allow-list: the .NET runtime makes many syscalls of its own (threads, GC, signals).
+    /// Syscalls a file proxy must never make, refused with EPERM (anything else not in
+    /// <see cref="Allowed"/> gets ENOSYS). Kept as a list of its own so that the refusal of the
+    /// dangerous ones is explicit and probed by SelfCheck.
     /// </summary>
     internal static readonly (uint Number, string Name)[] Denied =
     [
@@ -50,6 +52,52 @@ internal static unsafe class Confinement
         (133, "mknod"),
         (105, "setuid"), (106, "setgid"), (113, "setreuid"), (114, "setregid"), (117, "setresuid"),
         (119, "setresgid"), (116, "setgroups"), (122, "setfsuid"), (123, "setfsgid"), (126, "capset"),
+    ];
+
+    /// <summary>
+    /// Every syscall the Gofer may make once confined: its protocol (descriptor-relative file
+    /// operations, AF_UNIX messages with descriptors) and what the .NET runtime does on its own
+    /// (memory, threads, futexes, signals, timers, scheduling queries). Taken from strace of the
+    /// Gofer under file-heavy workloads, plus the runtime's other read-only queries. The most
+    /// frequent come first: the filter tests them in order. Path-based calls that resolve from
+    /// the current directory (open, mkdir, rename, ...) are left out: the protocol only uses the
+    /// *at forms. socket, socketpair, clone, mknodat, tgkill, prlimit64 and ioctl are checked
+    /// separately.
+    /// </summary>
+    internal static readonly uint[] Allowed =
+    [
+        202 /* futex */, 47 /* recvmsg */, 46 /* sendmsg */, 437 /* openat2 */, 332 /* statx */, 3 /* close */,
+        217 /* getdents64 */, 267 /* readlinkat */, 262 /* newfstatat */, 5 /* fstat */, 8 /* lseek */, 257 /* openat */,
+        0 /* read */, 1 /* write */, 17 /* pread64 */, 18 /* pwrite64 */, 19 /* readv */, 20 /* writev */,
+        295 /* preadv */, 296 /* pwritev */, 327 /* preadv2 */, 328 /* pwritev2 */,
+        258 /* mkdirat */, 263 /* unlinkat */, 264 /* renameat */, 316 /* renameat2 */, 265 /* linkat */, 266 /* symlinkat */,
+        260 /* fchownat */, 268 /* fchmodat */, 452 /* fchmodat2 */, 280 /* utimensat */, 269 /* faccessat */, 439 /* faccessat2 */,
+        77 /* ftruncate */, 285 /* fallocate */, 74 /* fsync */, 75 /* fdatasync */, 306 /* syncfs */, 277 /* sync_file_range */,
+        221 /* fadvise64 */, 137 /* statfs */, 138 /* fstatfs */, 72 /* fcntl */, 32 /* dup */, 33 /* dup2 */, 292 /* dup3 */,
+        436 /* close_range */, 293 /* pipe2 */, 22 /* pipe */, 290 /* eventfd2 */, 319 /* memfd_create */,
+        44 /* sendto */, 45 /* recvfrom */, 307 /* sendmmsg */, 299 /* recvmmsg */, 48 /* shutdown */,
+        51 /* getsockname */, 52 /* getpeername */, 54 /* setsockopt */, 55 /* getsockopt */,
+        7 /* poll */, 271 /* ppoll */, 23 /* select */, 270 /* pselect6 */,
+        213 /* epoll_create */, 291 /* epoll_create1 */, 233 /* epoll_ctl */, 232 /* epoll_wait */, 281 /* epoll_pwait */, 441 /* epoll_pwait2 */,
+        9 /* mmap */, 11 /* munmap */, 10 /* mprotect */, 28 /* madvise */, 25 /* mremap */, 12 /* brk */, 27 /* mincore */,
+        26 /* msync */, 149 /* mlock */, 150 /* munlock */, 325 /* mlock2 */, 237 /* mbind */, 238 /* set_mempolicy */, 239 /* get_mempolicy */,
+        324 /* membarrier */, 334 /* rseq */, 273 /* set_robust_list */, 274 /* get_robust_list */, 218 /* set_tid_address */,
+        158 /* arch_prctl */, 157 /* prctl */, 60 /* exit */, 231 /* exit_group */, 219 /* restart_syscall */,
+        13 /* rt_sigaction */, 14 /* rt_sigprocmask */, 15 /* rt_sigreturn */, 127 /* rt_sigpending */, 128 /* rt_sigtimedwait */,
+        130 /* rt_sigsuspend */, 131 /* sigaltstack */, 282 /* signalfd */, 289 /* signalfd4 */,
+        24 /* sched_yield */, 142 /* sched_setparam */, 143 /* sched_getparam */, 144 /* sched_setscheduler */, 145 /* sched_getscheduler */,
+        146 /* sched_get_priority_max */, 147 /* sched_get_priority_min */, 148 /* sched_rr_get_interval */,
+        203 /* sched_setaffinity */, 204 /* sched_getaffinity */, 314 /* sched_setattr */, 315 /* sched_getattr */,
+        140 /* getpriority */, 141 /* setpriority */, 309 /* getcpu */,
+        228 /* clock_gettime */, 229 /* clock_getres */, 230 /* clock_nanosleep */, 35 /* nanosleep */, 96 /* gettimeofday */, 201 /* time */,
+        283 /* timerfd_create */, 286 /* timerfd_settime */, 287 /* timerfd_gettime */,
+        222 /* timer_create */, 223 /* timer_settime */, 224 /* timer_gettime */, 225 /* timer_getoverrun */, 226 /* timer_delete */,
+        36 /* getitimer */, 38 /* setitimer */,
+        39 /* getpid */, 186 /* gettid */, 110 /* getppid */, 111 /* getpgrp */, 121 /* getpgid */, 124 /* getsid */,
+        102 /* getuid */, 104 /* getgid */, 107 /* geteuid */, 108 /* getegid */, 115 /* getgroups */, 118 /* getresuid */, 120 /* getresgid */,
+        125 /* capget */, 63 /* uname */, 99 /* sysinfo */, 98 /* getrusage */, 100 /* times */, 97 /* getrlimit */,
+        318 /* getrandom */, 79 /* getcwd */, 89 /* readlink */, 21 /* access */, 4 /* stat */, 6 /* lstat */,
+        61 /* wait4 */, 247 /* waitid */,
     ];
 
     /// <summary>
@@ -87,8 +135,10 @@ internal static unsafe class Confinement
     internal static Host.SockFilter[] BuildFilter()
     {
         // Written with plain arrays and integer labels: this runs at start-up, where every
-        // generic instantiation over a struct costs JIT time.
-        var asm = new BpfAssembler(Denied.Length + 32);
+        // generic instantiation over a struct costs JIT time. Conditional jumps reach 255
+        // instructions at most, so the argument checks sit right after the dispatch and the long
+        // lists come last, each entry a test followed by its own return.
+        var asm = new BpfAssembler(2 * (Denied.Length + Allowed.Length) + 64);
         asm.Load(OffsetArch);
         asm.JumpIfEqual(AUDIT_ARCH_X86_64, None, Kill);
         asm.Load(OffsetNr);
@@ -98,12 +148,10 @@ internal static unsafe class Confinement
         asm.JumpIfEqual(NrClone, Clone, None);
         asm.JumpIfEqual(NrClone3, Enosys, None);
         asm.JumpIfEqual(NrMknodAt, MknodAt, None);
-        foreach (var (number, _) in Denied)
-        {
-            asm.JumpIfEqual(number, Eperm, None);
-        }
-
-        asm.Return(RET_ALLOW);
+        asm.JumpIfEqual(NrTgkill, Tgkill, None);
+        asm.JumpIfEqual(NrPrlimit64, Prlimit, None);
+        asm.JumpIfEqual(NrIoctl, Enotty, None);
+        asm.JumpAlways(Lists);
 
         asm.Label(Socket);
         asm.Load(OffsetArg0);
@@ -121,21 +169,49 @@ internal static unsafe class Confinement
         asm.JumpIfEqual(Host.S_IFREG, Allow, None);
         asm.JumpIfEqual(0, Allow, Eperm);
 
+        // Signals only to the Gofer's own threads (the runtime suspends threads with tgkill).
+        asm.Label(Tgkill);
+        asm.Load(OffsetArg0);
+        asm.JumpIfEqual((uint)Environment.ProcessId, Allow, Eperm);
+
+        // Resource limits of the Gofer itself only (pid 0 or its own).
+        asm.Label(Prlimit);
+        asm.Load(OffsetArg0);
+        asm.JumpIfEqual(0, Allow, None);
+        asm.JumpIfEqual((uint)Environment.ProcessId, Allow, Eperm);
+
         asm.Label(Allow);
         asm.Return(RET_ALLOW);
         asm.Label(Eperm);
         asm.Return(RET_ERRNO | (uint)Errno.EPERM);
         asm.Label(Enosys);
         asm.Return(RET_ERRNO | (uint)Errno.ENOSYS);
+        asm.Label(Enotty);
+        asm.Return(RET_ERRNO | (uint)Errno.ENOTTY);
         asm.Label(Eafnosupport);
         asm.Return(RET_ERRNO | (uint)Errno.EAFNOSUPPORT);
         asm.Label(Kill);
         asm.Return(RET_KILL_PROCESS);
+
+        // The lists (the accumulator still holds the syscall number).
+        asm.Label(Lists);
+        foreach (var (number, _) in Denied)
+        {
+            asm.ReturnIfEqual(number, RET_ERRNO | (uint)Errno.EPERM);
+        }
+
+        foreach (uint number in Allowed)
+        {
+            asm.ReturnIfEqual(number, RET_ALLOW);
+        }
+
+        asm.Return(RET_ERRNO | (uint)Errno.ENOSYS);
         return asm.Assemble();
     }
 
     // Labels of the filter program.
-    private const int None = -1, Socket = 0, Clone = 1, MknodAt = 2, Allow = 3, Eperm = 4, Enosys = 5, Eafnosupport = 6, Kill = 7, LabelCount = 8;
+    private const int None = -1, Socket = 0, Clone = 1, MknodAt = 2, Allow = 3, Eperm = 4, Enosys = 5, Eafnosupport = 6, Kill = 7,
+        Tgkill = 8, Prlimit = 9, Enotty = 10, Lists = 11, LabelCount = 12;
 
     /// <summary>
     /// Moves the calling thread into a new, empty network namespace (when privileged).
@@ -506,14 +582,18 @@ internal static unsafe class Confinement
         return bytes;
     }
 
-    /// <summary>A tiny classic-BPF assembler with forward labels (jumps are 8-bit and only go forward).</summary>
+    /// <summary>A tiny classic-BPF assembler with forward labels (conditional jumps are 8-bit, JA 32-bit; all go forward).</summary>
     private sealed class BpfAssembler(int capacity)
     {
         private readonly Host.SockFilter[] code = new Host.SockFilter[capacity];
         private readonly int[] jumpTrue = new int[capacity];
         private readonly int[] jumpFalse = new int[capacity];
         private readonly int[] labels = new int[LabelCount];
+        private readonly int[] longJumps = new int[capacity]; // label + 1 of an unconditional jump, 0 for none
         private int count;
+
+        /// <summary>A jump whose offsets were written directly.</summary>
+        private const int Raw = -2;
 
         public void Load(uint offset) => Emit(LD_W_ABS, offset, None, None);
 
@@ -527,6 +607,22 @@ internal static unsafe class Confinement
 
         public void Return(uint action) => Emit(RET_K, action, None, None);
 
+        /// <summary>An unconditional jump: its 32-bit offset reaches past the 8-bit limit.</summary>
+        public void JumpAlways(int label)
+        {
+            longJumps[count] = label + 1;
+            Emit(JA, 0, None, None);
+        }
+
+        /// <summary>Returns <paramref name="action"/> when the accumulator equals <paramref name="value"/>, else goes on.</summary>
+        public void ReturnIfEqual(uint value, uint action)
+        {
+            code[count] = new Host.SockFilter { Code = JEQ_K, K = value, JumpTrue = 0, JumpFalse = 1 };
+            jumpTrue[count] = jumpFalse[count] = Raw;
+            count++;
+            Return(action);
+        }
+
         public void Label(int label) => labels[label] = count;
 
         public Host.SockFilter[] Assemble()
@@ -535,6 +631,17 @@ internal static unsafe class Confinement
             for (int i = 0; i < count; i++)
             {
                 program[i] = code[i];
+                if (longJumps[i] != 0)
+                {
+                    program[i].K = (uint)(labels[longJumps[i] - 1] - i - 1);
+                    continue;
+                }
+
+                if (jumpTrue[i] == Raw)
+                {
+                    continue;
+                }
+
                 program[i].JumpTrue = Offset(i, jumpTrue[i]);
                 program[i].JumpFalse = Offset(i, jumpFalse[i]);
             }

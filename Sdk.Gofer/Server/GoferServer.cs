@@ -365,6 +365,10 @@ internal sealed unsafe partial class GoferServer(ServedRoot[] roots, StartupChec
         byte** argv = stackalloc byte*[] { path, null };
         probes.Add(("execve", Host.Execve(path, argv, argv + 1) == 0 ? 0 : Host.Errno));
         probes.Add(("unshare(CLONE_NEWNS)", Host.Unshare(0x00020000) == 0 ? 0 : Host.Errno));
+        // Outside the allow-list: ENOSYS; signals to another process: EPERM (signal 0 only probes).
+        probes.Add(("kill(1, 0)", Host.RawSyscall(62, 1, 0, 0) == 0 ? 0 : Host.Errno));
+        probes.Add(("tgkill(1, 1, 0)", Host.RawSyscall(234, 1, 1, 0) == 0 ? 0 : Host.Errno));
+        probes.Add(("truncate(path)", Host.RawSyscall(76, 0, 0, 0) == 0 ? 0 : Host.Errno));
         byte* relative = stackalloc byte[] { (byte)'.', (byte)'.', 0 };
         if (roots.Length > 0 && roots[0].Fd >= 0)
         {

@@ -348,6 +348,9 @@ public sealed class ReadOnlyGoferTests
         Assert.AreEqual((int)Errno.EAFNOSUPPORT, probes["socket(AF_NETLINK)"]);
         Assert.AreEqual((int)Errno.EPERM, probes["execve"]);
         Assert.AreEqual((int)Errno.EPERM, probes["unshare(CLONE_NEWNS)"]);
+        Assert.AreEqual((int)Errno.ENOSYS, probes["kill(1, 0)"], "not on the allow-list");
+        Assert.AreEqual((int)Errno.EPERM, probes["tgkill(1, 1, 0)"], "signals only to the Gofer's own threads");
+        Assert.AreEqual((int)Errno.ENOSYS, probes["truncate(path)"], "path-based calls are not on the allow-list");
         Assert.AreEqual((int)Errno.EXDEV, probes["openat2(root, \"..\")"]);
         Assert.AreEqual(0, probes["no_new_privs"]);
         Assert.AreEqual(0, probes["open attach root 0"], "the attach root stays reachable through its descriptor");
