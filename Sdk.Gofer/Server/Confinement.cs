@@ -193,16 +193,18 @@ internal static unsafe class Confinement
         asm.Label(Kill);
         asm.Return(RET_KILL_PROCESS);
 
-        // The lists (the accumulator still holds the syscall number).
+        // The lists (the accumulator still holds the syscall number). They are disjoint, so the
+        // allow-list, most frequent first, comes first: the calls the Gofer makes all the time
+        // (futex, recvmsg, sendmsg, openat2, statx) are decided within a few instructions.
         asm.Label(Lists);
-        foreach (var (number, _) in Denied)
-        {
-            asm.ReturnIfEqual(number, RET_ERRNO | (uint)Errno.EPERM);
-        }
-
         foreach (uint number in Allowed)
         {
             asm.ReturnIfEqual(number, RET_ALLOW);
+        }
+
+        foreach (var (number, _) in Denied)
+        {
+            asm.ReturnIfEqual(number, RET_ERRNO | (uint)Errno.EPERM);
         }
 
         asm.Return(RET_ERRNO | (uint)Errno.ENOSYS);

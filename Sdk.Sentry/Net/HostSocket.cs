@@ -409,13 +409,7 @@ internal sealed unsafe class HostSocket : IKernelSocket
     {
         if (level == SOL_SOCKET && name is SO_RCVTIMEO_OLD or SO_SNDTIMEO_OLD or SO_RCVTIMEO_NEW or SO_SNDTIMEO_NEW)
         {
-            long ns = name is SO_RCVTIMEO_OLD or SO_RCVTIMEO_NEW ? ReceiveTimeout : SendTimeout;
-            Span<byte> timeval = stackalloc byte[16];
-            BinaryPrimitives.WriteInt64LittleEndian(timeval, ns / 1_000_000_000);
-            BinaryPrimitives.WriteInt64LittleEndian(timeval[8..], ns % 1_000_000_000 / 1000);
-            int n = Math.Min(16, value.Length);
-            timeval[..n].CopyTo(value);
-            return n;
+            return SocketTimeout.Write(name is SO_RCVTIMEO_OLD or SO_RCVTIMEO_NEW ? ReceiveTimeout : SendTimeout, value);
         }
 
         if (!Readable(level, name))
@@ -439,20 +433,7 @@ internal sealed unsafe class HostSocket : IKernelSocket
     {
         if (level == SOL_SOCKET && name is SO_RCVTIMEO_OLD or SO_SNDTIMEO_OLD or SO_RCVTIMEO_NEW or SO_SNDTIMEO_NEW)
         {
-            if (value.Length < 16)
-            {
-                throw ErrnoException.Of(Errno.EINVAL);
-            }
-
-            long seconds = BinaryPrimitives.ReadInt64LittleEndian(value);
-            long micros = BinaryPrimitives.ReadInt64LittleEndian(value[8..]);
-            if (micros < 0 || micros >= 1_000_000)
-            {
-                throw ErrnoException.Of(Errno.EDOM);
-            }
-
-            const long tick = 4_000_000;
-            long ns = seconds < 0 ? 0 : seconds > long.MaxValue / 2_000_000_000 ? 0 : seconds * 1_000_000_000 + (micros * 1000 + tick - 1) / tick * tick;
+            long ns = SocketTimeout.Parse(value);
             if (name is SO_RCVTIMEO_OLD or SO_RCVTIMEO_NEW)
             {
                 ReceiveTimeout = ns;

@@ -247,11 +247,7 @@ internal abstract class SentrySocket : IKernelSocket
 
                 case SO_RCVTIMEO_OLD or SO_SNDTIMEO_OLD or SO_RCVTIMEO_NEW or SO_SNDTIMEO_NEW:
                 {
-                    long ns = name is SO_RCVTIMEO_OLD or SO_RCVTIMEO_NEW ? ReceiveTimeout : SendTimeout;
-                    Span<byte> timeval = stackalloc byte[16];
-                    BinaryPrimitives.WriteInt64LittleEndian(timeval, ns / 1_000_000_000);
-                    BinaryPrimitives.WriteInt64LittleEndian(timeval[8..], ns % 1_000_000_000 / 1000);
-                    return Copy(timeval, value);
+                    return SocketTimeout.Write(name is SO_RCVTIMEO_OLD or SO_RCVTIMEO_NEW ? ReceiveTimeout : SendTimeout, value);
                 }
 
                 case SO_DEBUG or SO_DONTROUTE or SO_BROADCAST or SO_OOBINLINE or SO_NO_CHECK or SO_PRIORITY or SO_BSDCOMPAT:
@@ -286,21 +282,7 @@ internal abstract class SentrySocket : IKernelSocket
                 return;
             case SO_RCVTIMEO_OLD or SO_SNDTIMEO_OLD or SO_RCVTIMEO_NEW or SO_SNDTIMEO_NEW:
             {
-                if (value.Length < 16)
-                {
-                    throw ErrnoException.Of(Errno.EINVAL);
-                }
-
-                long seconds = BinaryPrimitives.ReadInt64LittleEndian(value);
-                long micros = BinaryPrimitives.ReadInt64LittleEndian(value[8..]);
-                if (micros < 0 || micros >= 1_000_000)
-                {
-                    throw ErrnoException.Of(Errno.EDOM);
-                }
-
-                // Kept in jiffies as Linux does (HZ=250): the microseconds round up to 4 ms ticks.
-                const long tick = 4_000_000;
-                long ns = seconds < 0 ? 0 : seconds > long.MaxValue / 2_000_000_000 ? 0 : seconds * 1_000_000_000 + (micros * 1000 + tick - 1) / tick * tick;
+                long ns = SocketTimeout.Parse(value);
                 if (name is SO_RCVTIMEO_OLD or SO_RCVTIMEO_NEW)
                 {
                     ReceiveTimeout = ns;
