@@ -62,6 +62,12 @@ public sealed class SandboxOptions
     public bool Strace { get; set; }
 
     /// <summary>
+    /// With <see cref="Strace"/>: end each line with the time the Sentry spent in the call, in seconds,
+    /// as strace -T does (<c>= 0 &lt;0.000012&gt;</c>); a blocking call's time includes its wait.
+    /// </summary>
+    public bool StraceTimes { get; set; }
+
+    /// <summary>
     /// Record audit events (exec, open, connect, denied calls) into <see cref="ISandbox.Events"/>.
     /// Off by default: each recorded call costs a copy of its path from the program's memory.
     /// </summary>

@@ -17,6 +17,7 @@ internal static class SandboxOptionsCopy
             Uid = source.Uid,
             Gid = source.Gid,
             Strace = source.Strace,
+            StraceTimes = source.StraceTimes,
             RandomSeed = source.RandomSeed,
             AuditEvents = source.AuditEvents,
             AuditEventCapacity = source.AuditEventCapacity,

@@ -40,7 +40,7 @@ internal sealed class Kernel : IDisposable
         Log = loggerFactory.CreateLogger("AppKernel.Sentry");
         random = options.RandomSeed is { } seed ? new Random(seed) : new Random();
         BootTime = Now;
-        Strace = options.Strace ? new StraceLogger(loggerFactory.CreateLogger("AppKernel.Strace")) : null;
+        Strace = options.Strace ? new StraceLogger(loggerFactory.CreateLogger("AppKernel.Strace"), options.StraceTimes) : null;
         Poller = new HostPoller();
         Timers = new TimerService(this);
         if (options.Limits.CpuSeconds is { } cpuSeconds)

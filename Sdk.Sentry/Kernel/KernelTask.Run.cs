@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using AppKernel.Platform;
 using AppKernel.Sentry.Abi;
 using AppKernel.Syscalls;
@@ -128,8 +129,9 @@ internal sealed partial class KernelTask
         var audit = Kernel.Audit;
         int number = Number;
         var audited = audit?.Begin(this);
+        long started = trace is { Times: true } ? Stopwatch.GetTimestamp() : 0;
         var result = Kernel.Dispatcher.Dispatch(this);
-        trace?.End(this, before, result);
+        trace?.End(this, before, result, started == 0 ? default : Stopwatch.GetElapsedTime(started));
         audit?.End(number, this, audited, result);
         if (result.IsNoReturn)
         {

@@ -8,10 +8,14 @@ namespace AppKernel.Sentry.Syscalls;
 
 /// <summary>
 /// --strace: one line per syscall in strace's style, through ILogger. Arguments are decoded
-/// before the call (an execve's path is gone after it); the result is added after.
+/// before the call (an execve's path is gone after it); the result is added after, and with
+/// <c>times</c> the call's duration in the Sentry as strace -T shows it.
 /// </summary>
-internal sealed partial class StraceLogger(ILogger logger)
+internal sealed partial class StraceLogger(ILogger logger, bool times = false)
 {
+    /// <summary>Whether lines end with the call's duration (callers then pass it to <see cref="End"/>).</summary>
+    public bool Times => times;
+
     // Argument kinds per syscall: s path, A dirfd, F open flags, o octal mode, P prot, M mmap flags,
     // n signal, d signed, u unsigned, x hex.
     private static readonly Dictionary<string, string> Formats = new()
@@ -76,7 +80,7 @@ internal sealed partial class StraceLogger(ILogger logger)
     }
 
     /// <summary>Logs the call with its result.</summary>
-    public void End(KernelTask task, string? call, SyscallResult result)
+    public void End(KernelTask task, string? call, SyscallResult result, TimeSpan elapsed = default)
     {
         if (!logger.IsEnabled(LogLevel.Information))
         {
@@ -86,6 +90,12 @@ internal sealed partial class StraceLogger(ILogger logger)
         string outcome = result.IsNoReturn ? "?"
             : result.IsError ? $"-1 {result.Errno}"
             : task.Number is 9 or 12 or 25 ? $"0x{(ulong)result.Raw:x}" : result.Raw.ToString();
+        if (times)
+        {
+            // strace -T: seconds with six decimals.
+            outcome += FormattableString.Invariant($" <{elapsed.Ticks / 10_000_000}.{elapsed.Ticks / 10 % 1_000_000:D6}>");
+        }
+
         LogCall(logger, task.Tid, call ?? "", outcome);
     }
 

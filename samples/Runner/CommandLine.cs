@@ -4,7 +4,7 @@ namespace AppKernel.Runner;
 internal static class CommandLine
 {
     public const string Usage =
-        "usage: appkernel do [--platform ptrace|kvm] [--rootfs DIR] [--rootfs-mode overlay|readonly|readwrite] [--strace]\n" +
+        "usage: appkernel do [--platform ptrace|kvm] [--rootfs DIR] [--rootfs-mode overlay|readonly|readwrite] [--strace | --strace-times]\n" +
         "                    [--env K=V]... [--cwd DIR] [--hostname NAME] [--plugins DIR] [--user UID[:GID]]\n" +
         "                    [--bind HOST[:SANDBOX][:ro]]... [--mount type=bind,src=HOST,dst=PATH[,ro]]... [--mount type=tmpfs,dst=PATH[,size=N[k|m|g]]]...\n" +
         "                    [--memory BYTES[k|m|g]] [--tasks N] [--open-files N] [--cpu SECONDS] [--wall SECONDS] [--output BYTES[k|m|g]]\n" +
@@ -69,6 +69,10 @@ internal static class CommandLine
                     break;
                 case "--strace":
                     options.Strace = true;
+                    break;
+                case "--strace-times":
+                    options.Strace = true;
+                    options.StraceTimes = true;
                     break;
                 case "--env":
                 {

@@ -77,6 +77,7 @@ static async Task<int> Run(RunnerOptions options)
         o.RootFs = options.RootFs;
         o.RootFsMode = options.RootFsMode;
         o.Strace = options.Strace;
+        o.StraceTimes = options.StraceTimes;
         o.Network = options.Network;
         foreach (var rule in options.AllowConnect)
         {

@@ -11,6 +11,9 @@ internal sealed class RunnerOptions
 
     public bool Strace { get; set; }
 
+    /// <summary>--strace-times: --strace with each call's duration in the Sentry (strace -T).</summary>
+    public bool StraceTimes { get; set; }
+
     public List<KeyValuePair<string, string>> Environment { get; } = new();
 
     public string? WorkingDirectory { get; set; }

@@ -55,4 +55,33 @@ public sealed class StraceTests
             string.Join("\n", lines.Where(l => l.Contains("openat"))));
         Assert.AreEqual("[pid 1] exit_group(1) = ?", lines[^1]);
     }
+    [TestMethod]
+    public async Task StraceTimesEndsEachLineWithTheCallsDuration()
+    {
+        var collector = new Collector();
+        var services = new ServiceCollection();
+        services.AddLogging(b => b.AddProvider(collector).SetMinimumLevel(LogLevel.Information));
+        services.AddAppKernel(o => { o.Strace = true; o.StraceTimes = true; }).UsePtracePlatform();
+        await using var provider = services.BuildServiceProvider();
+        await using var sandbox = await provider.GetRequiredService<ISandboxFactory>().CreateAsync();
+        var process = await sandbox.StartAsync(new ProcessSpec("/bin/sleep", "0.3"));
+        var status = await process.WaitForExitAsync();
+        Assert.AreEqual(0, status.ExitCode);
+        string[] lines;
+        lock (collector.Lines)
+        {
+            lines = [.. collector.Lines];
+        }
+
+        var timed = new System.Text.RegularExpressions.Regex(@" = \S+.* <(\d+\.\d{6})>$");
+        foreach (string line in lines.Where(l => !l.EndsWith(" = ?", StringComparison.Ordinal)))
+        {
+            Assert.IsTrue(timed.IsMatch(line), line);
+        }
+
+        // The sleep itself is one call that took at least the 0.3 s it waited; the others are quick.
+        string sleep = lines.Single(l => l.Contains("nanosleep(", StringComparison.Ordinal));
+        double seconds = double.Parse(timed.Match(sleep).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.IsTrue(seconds is >= 0.29 and < 10, sleep);
+    }
 }
