@@ -71,6 +71,14 @@ internal static class GuestLayout
     /// <summary>Page-table entry bits.</summary>
     public const ulong Present = 1, Writable = 2, User = 4, LargePage = 0x80, NoExecute = 1UL << 63;
 
+    /// <summary>
+    /// The accessed and dirty bits, set from the start on every entry the Sentry writes: nothing reads
+    /// them, and a shadow-paging hypervisor would otherwise take a fault to set each one (the first
+    /// read of a page, the first write of a writable one), and fills only entries already marked
+    /// accessed ahead of a fault (KVM's prefetch of neighbouring entries).
+    /// </summary>
+    public const ulong Accessed = 0x20, Dirty = 0x40;
+
     /// <summary>A software bit (ignored by the CPU): the entry maps memory, even if not present (PROT_NONE).</summary>
     public const ulong Mapped = 1UL << 9;
 

@@ -369,10 +369,10 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
             return Mapped;
         }
 
-        ulong flags = Present | User | Mapped;
+        ulong flags = Present | User | Mapped | Accessed;
         if ((access & MemoryAccess.Write) != 0)
         {
-            flags |= Writable;
+            flags |= Writable | Dirty;
         }
 
         if ((access & MemoryAccess.Execute) == 0)
@@ -402,7 +402,7 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
 
                 ulong page = Machine.AllocatePages(1);
                 tables.Add(page);
-                *entry = PhysicalOf(page) | Present | Writable | User;
+                *entry = PhysicalOf(page) | Present | Writable | User | Accessed;
             }
 
             tableOffset = (*entry & AddressMask) - PlatformGpa;
