@@ -68,8 +68,9 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
             {
                 ulong* entry = Leaf(address + done, create: true);
                 ulong old = *entry;
-                *entry = ((ulong)fileOffset + done) | flags;
-                if ((old & Present) != 0)
+                ulong updated = ((ulong)fileOffset + done) | flags;
+                *entry = updated;
+                if (NeedsRewrite(old, updated))
                 {
                     touches.Add(EntryAddress(entry));
                 }
@@ -238,7 +239,7 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
                 if (updated != old)
                 {
                     *entry = updated;
-                    if ((old & Present) != 0)
+                    if (NeedsRewrite(old, updated))
                     {
                         touches.Add(EntryAddress(entry));
                     }
@@ -360,6 +361,25 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
                 touches.Add(EntryAddress(&table[i]));
             }
         }
+    }
+
+    /// <summary>
+    /// Whether replacing a leaf entry needs the guest to rewrite it (and vCPUs to flush): only when it was
+    /// present and now maps another page or allows less. An entry that keeps its page and only gains
+    /// write or execute needs nothing: a translation cached with the old rights faults, and the
+    /// hypervisor (which walks the guest's tables on such a fault) or the CPU finds the new rights in
+    /// the table, as Linux relies on for its own spurious-fault handling.
+    /// </summary>
+    private static bool NeedsRewrite(ulong old, ulong updated)
+    {
+        if ((old & Present) == 0)
+        {
+            return false;
+        }
+
+        bool samePage = (old & AddressMask) == (updated & AddressMask);
+        bool keepsRights = (updated & Present) != 0 && (old & ~updated & Writable) == 0 && (updated & ~old & NoExecute) == 0;
+        return !(samePage && keepsRights);
     }
 
     private static ulong LeafFlags(MemoryAccess access)

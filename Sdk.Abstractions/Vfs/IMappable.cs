@@ -21,6 +21,13 @@ public interface IMappable
     /// </summary>
     bool IsReadOnly => false;
 
+    /// <summary>
+    /// The file's size now, read when a mapping is populated or faults: a page wholly past it is not
+    /// mapped, and a program touching it gets SIGBUS (BUS_ADRERR) as on Linux. The default,
+    /// <see cref="long.MaxValue"/>, means no such limit (every page is backed, zeroed past the end).
+    /// </summary>
+    long Size => long.MaxValue;
+
     /// <summary>Called after a program wrote into shared pages (msync, munmap) so the file can write them back.</summary>
     void PagesWritten(long fileOffset, long length)
     {

@@ -34,6 +34,10 @@ internal sealed class GoferPageCache(GoferInode inode, IMemoryFile memoryFile) :
     public int Count => count;
 
     /// <inheritdoc/>
+    /// <remarks>One fstat of the Sentry's host descriptor (the host file's size now, not a cached one).</remarks>
+    public long Size => inode.GetHandle(read: true, write: false).Stat().Size;
+
+    /// <inheritdoc/>
     public void GetPages(long fileOffset, Span<long> pageOffsets)
     {
         if (fileOffset < 0 || fileOffset % pageSize != 0)

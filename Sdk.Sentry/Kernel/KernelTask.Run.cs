@@ -153,10 +153,16 @@ internal sealed partial class KernelTask
     private void HandleFault(in SwitchResult result)
     {
         int code = Signals.SEGV_MAPERR;
+        int signal = result.Signal == 0 ? Signals.SIGSEGV : result.Signal;
         bool resolved;
         try
         {
-            resolved = Group.Memory is { } mm && mm.HandleFault(result.FaultAddress, result.Access, out code);
+            int decided = Signals.SIGSEGV;
+            resolved = Group.Memory is { } mm && mm.HandleFault(result.FaultAddress, result.Access, out decided, out code);
+            if (!resolved && decided == Signals.SIGBUS)
+            {
+                signal = Signals.SIGBUS;
+            }
         }
         catch (ErrnoException e) when (e.Errno == Errno.ENOMEM)
         {
@@ -185,14 +191,14 @@ internal sealed partial class KernelTask
                 return;
             }
         }
-        else
+        else if (result.Signal == Signals.SIGBUS)
         {
-            code = result.Signal == Signals.SIGBUS ? result.SignalCode : code;
+            code = result.SignalCode;
         }
 
         repeatedFaults = 0;
         Kernel.Log.LogFaultSignal(Tid, result.FaultAddress, Cpu.Registers.Rip, code);
-        ForceSignal(SignalInfo.Fault(result.Signal == 0 ? Signals.SIGSEGV : result.Signal, code, result.FaultAddress));
+        ForceSignal(SignalInfo.Fault(signal, code, result.FaultAddress));
     }
 
     /// <summary>The thread leaves: clear_child_tid, release, and let the process finish if it was the last.</summary>

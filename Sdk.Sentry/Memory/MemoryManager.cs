@@ -1,6 +1,7 @@
 using System.Buffers;
 using AppKernel.Platform;
 using AppKernel.Sentry.Abi;
+using AppKernel.Vfs;
 
 namespace AppKernel.Sentry.Memory;
 
@@ -103,6 +104,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     {
         ulong length = r.Length;
         ulong address;
+        Replaced? replaced = null;
         if (r.Fixed)
         {
             address = r.Address;
@@ -123,7 +125,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
                     throw ErrnoException.Of(Errno.EEXIST);
                 }
 
-                UnmapLocked(address, length);
+                replaced = RemoveForReplace(address, length);
             }
         }
         else
@@ -131,6 +133,23 @@ internal sealed unsafe partial class MemoryManager : IDisposable
             address = FindFreeRange(r.Address, length);
         }
 
+        try
+        {
+            InsertAndPopulate(r, address, length);
+        }
+        finally
+        {
+            if (replaced is not null)
+            {
+                FinishReplace(address, address + length, replaced);
+            }
+        }
+
+        return address;
+    }
+
+    private void InsertAndPopulate(MmapRequest r, ulong address, ulong length)
+    {
         var vma = new Vma
         {
             Access = r.Access,
@@ -151,8 +170,66 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         {
             PopulateLocked(address, address + length);
         }
+    }
 
-        return address;
+    /// <summary>What a MAP_FIXED took out of the range, released once the new mapping is in place.</summary>
+    private sealed record Replaced(List<RangeMap<Pma>.Entry> Pmas, List<RangeMap<Vma>.Entry> Vmas);
+
+    /// <summary>
+    /// The bookkeeping half of munmap for a MAP_FIXED: the range's mappings leave the maps, but the
+    /// platform keeps the old pages mapped (and they keep their references) until the new mapping
+    /// has replaced them in <see cref="FinishReplace"/>. Populating maps over the old entries, so a
+    /// platform sees a replacement, which costs nothing where the page stays and only gains rights
+    /// (ld.so's segments over its own reservation of the same file); one munmap and one mmap per
+    /// call otherwise.
+    /// </summary>
+    private Replaced RemoveForReplace(ulong address, ulong length)
+    {
+        ulong end = address + length;
+        foreach (var v in vmas.Overlapping(address, end))
+        {
+            if (v.Value is { Shared: true, Mappable: { } mappable })
+            {
+                ulong s = Math.Max(v.Start, address);
+                ulong e = Math.Min(v.End, end);
+                mappable.PagesWritten(v.Value.FileOffset + (long)(s - v.Start), (long)(e - s));
+            }
+        }
+
+        return new Replaced(pmas.Remove(address, end), vmas.Remove(address, end));
+    }
+
+    /// <summary>Unmaps what the new mapping did not cover, then drops the old pages and mappings.</summary>
+    private void FinishReplace(ulong start, ulong end, Replaced replaced)
+    {
+        if (replaced.Pmas.Count > 0)
+        {
+            ulong at = start;
+            foreach (var p in pmas.Overlapping(start, end).ToArray())
+            {
+                if (p.Start > at)
+                {
+                    addressSpace.Unmap(at, p.Start - at);
+                }
+
+                at = Math.Max(at, p.End);
+            }
+
+            if (at < end)
+            {
+                addressSpace.Unmap(at, end - at);
+            }
+        }
+
+        foreach (var p in replaced.Pmas)
+        {
+            file.DecRef(p.Value.FileOffset, (long)p.Length);
+        }
+
+        foreach (var v in replaced.Vmas)
+        {
+            v.Value.Owner?.DropMappingReference();
+        }
     }
 
     /// <summary>munmap: removes every mapping in the range (nothing mapped is fine).</summary>
@@ -514,8 +591,17 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     /// Resolves a fault: populates, copies on write, or grows a stack. False when the access is
     /// invalid; <paramref name="signalCode"/> is then SEGV_MAPERR or SEGV_ACCERR.
     /// </summary>
-    public bool HandleFault(ulong address, MemoryAccess access, out int signalCode)
+    public bool HandleFault(ulong address, MemoryAccess access, out int signalCode) =>
+        HandleFault(address, access, out _, out signalCode);
+
+    /// <summary>
+    /// Resolves a page fault by populating or breaking COW. When it cannot, <paramref name="signal"/>
+    /// and <paramref name="signalCode"/> say what Linux sends: SIGSEGV (MAPERR, ACCERR), or SIGBUS
+    /// (BUS_ADRERR) for a page of a file mapping wholly past the end of the file.
+    /// </summary>
+    public bool HandleFault(ulong address, MemoryAccess access, out int signal, out int signalCode)
     {
+        signal = Signals.SIGSEGV;
         lock (gate)
         {
             ulong page = PageRoundDown(address);
@@ -534,6 +620,13 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
             if (!pmas.TryFind(page, out var pma, out _))
             {
+                if (vma.Mappable is { } mappable && page >= EndOfFile(entry, mappable))
+                {
+                    signal = Signals.SIGBUS;
+                    signalCode = Signals.BUS_ADRERR;
+                    return false;
+                }
+
                 ulong start = Math.Max(entry.Start, page & ~(FaultChunk - 1));
                 ulong end = Math.Min(entry.End, start + FaultChunk);
                 PopulateLocked(start, end);
@@ -548,6 +641,26 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
             return false;
         }
+    }
+
+    /// <summary>The program address where a file mapping's pages stop being backed by the file.</summary>
+    private static ulong EndOfFile(RangeMap<Vma>.Entry owner, IMappable mappable)
+    {
+        long size = mappable.Size;
+        if (size == long.MaxValue)
+        {
+            return ulong.MaxValue;
+        }
+
+        long fileEnd = (long)PageRoundUp((ulong)Math.Max(size, 0));
+        long past = fileEnd - owner.Value.FileOffset;
+        if (past <= 0)
+        {
+            return owner.Start;
+        }
+
+        ulong end = owner.Start + (ulong)past;
+        return end < owner.Start ? ulong.MaxValue : end;
     }
 
     private bool TryGrowStack(ulong page)
@@ -611,6 +724,16 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     private void FillGap(RangeMap<Vma>.Entry owner, ulong start, ulong end)
     {
         var vma = owner.Value;
+        if (vma.Mappable is { } sized)
+        {
+            // Pages wholly past the end of the file stay unmapped: touching them is SIGBUS.
+            end = Math.Min(end, EndOfFile(owner, sized));
+            if (end <= start)
+            {
+                return;
+            }
+        }
+
         ulong length = end - start;
         if (vma.Mappable is null)
         {

@@ -439,6 +439,18 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
     }
 
     /// <inheritdoc/>
+    public long Size
+    {
+        get
+        {
+            lock (Lock)
+            {
+                return size;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
     public void GetPages(long fileOffset, Span<long> pageOffsets)
     {
         if (fileOffset < 0 || (fileOffset & (PageSize - 1)) != 0)
