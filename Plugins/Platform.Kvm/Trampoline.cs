@@ -75,7 +75,6 @@ internal static class Trampoline
         var halt = a.CreateLabel();
         var syscallStop = a.CreateLabel();
         var touchRun = a.CreateLabel();
-        var touchEntry = a.CreateLabel();
 
         // ---- Return to the program: the iret frame is at RSP, the general registers are loaded. ----
         a.Label(ref ret);
@@ -90,23 +89,25 @@ internal static class Trampoline
         a.pop(rax);
         a.iretq();
 
-        // ---- Service work: rewrite the listed page-table entries in place (lock or 0), then stop. ----
-        // RSP is the stack top.
+        // ---- Service work: rewrite the listed runs of page-table entries in place, then stop. ----
+        // Each run is copied onto itself with one `rep movsq` (RSI = RDI): every entry is written back
+        // with its own value, which is all a shadowing hypervisor needs to see. Emulated, that costs
+        // ≈ 0.7 µs an entry against ≈ 4.5 µs for a `lock or [entry], 0` loop (four instructions an
+        // entry). Nothing else writes these entries meanwhile (the Sentry holds the space's lock, and
+        // with accessed/dirty preset the hypervisor has no bit to set), so the copy needs no lock.
+        // RSP is the stack top; DF is clear (the service vCPU starts with RFLAGS = 2).
         a.Label(ref work);
-        a.mov(ecx, __dword_ptr[rsp + (VcpuPage.TouchCount - VcpuPage.StackTop)]);
-        a.lea(rsi, __[rsp + (VcpuPage.Touches - VcpuPage.StackTop)]);
-        a.test(ecx, ecx);
+        a.mov(r9d, __dword_ptr[rsp + (VcpuPage.TouchCount - VcpuPage.StackTop)]);
+        a.lea(r8, __[rsp + (VcpuPage.Touches - VcpuPage.StackTop)]);
+        a.test(r9d, r9d);
         a.jz(halt);
         a.Label(ref touchRun);
-        a.mov(rdi, __qword_ptr[rsi]);
-        a.mov(rdx, __qword_ptr[rsi + 8]);
-        a.Label(ref touchEntry);
-        a.@lock.or(__qword_ptr[rdi], 0);
-        a.add(rdi, 8);
-        a.dec(rdx);
-        a.jnz(touchEntry);
-        a.add(rsi, 16);
-        a.dec(ecx);
+        a.mov(rdi, __qword_ptr[r8]);
+        a.mov(rsi, rdi);
+        a.mov(rcx, __qword_ptr[r8 + 8]);
+        a.rep.movsq();
+        a.add(r8, 16);
+        a.dec(r9d);
         a.jnz(touchRun);
         a.Label(ref halt);
         a.hlt();

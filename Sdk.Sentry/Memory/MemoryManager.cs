@@ -41,6 +41,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     private readonly MemoryFile file;
     private readonly RangeMap<Vma> vmas = new((v, d) => v.SliceFrom(d));
     private readonly RangeMap<Pma> pmas = new((p, d) => p.SliceFrom(d));
+    private ulong peakPopulated;
     private IAddressSpace addressSpace;
     private bool disposed;
 
@@ -196,6 +197,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
             }
         }
 
+        NotePeakLocked();
         return new Replaced(pmas.Remove(address, end), vmas.Remove(address, end));
     }
 
@@ -257,6 +259,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         }
 
         bool any = vmas.Overlaps(address, end);
+        NotePeakLocked();
         var removedPmas = pmas.Remove(address, end);
         if (any || removedPmas.Count > 0)
         {
@@ -453,6 +456,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     {
         // Moving is re-pointing: the same memory-file pages appear at the new address, no copy.
         var movedVmas = vmas.Remove(source, source + sourceLength);
+        NotePeakLocked();
         var movedPmas = pmas.Remove(source, source + sourceLength);
         addressSpace.Unmap(source, sourceLength);
         long shift = (long)(target - source);
@@ -808,6 +812,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
     private void DropPopulated(ulong start, ulong end)
     {
+        NotePeakLocked();
         var removed = pmas.Remove(start, end);
         if (removed.Count == 0)
         {
@@ -921,16 +926,40 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         {
             lock (gate)
             {
-                ulong total = 0;
-                foreach (var p in pmas.All)
-                {
-                    total += p.Length;
-                }
-
-                return total;
+                return PopulatedBytesLocked();
             }
         }
     }
+
+    /// <summary>
+    /// The most <see cref="PopulatedBytes"/> this address space has held (VmHWM, ru_maxrss): noted,
+    /// as Linux does, just before anything gives populated memory back, so it is exact however
+    /// briefly the peak lasted.
+    /// </summary>
+    public ulong PeakPopulatedBytes
+    {
+        get
+        {
+            lock (gate)
+            {
+                return Math.Max(peakPopulated, PopulatedBytesLocked());
+            }
+        }
+    }
+
+    private ulong PopulatedBytesLocked()
+    {
+        ulong total = 0;
+        foreach (var p in pmas.All)
+        {
+            total += p.Length;
+        }
+
+        return total;
+    }
+
+    /// <summary>Called before populated memory is released: the high-water mark keeps the size it had.</summary>
+    private void NotePeakLocked() => peakPopulated = Math.Max(peakPopulated, PopulatedBytesLocked());
 
     /// <summary>Total mapped bytes (VmSize).</summary>
     public ulong MappedBytes

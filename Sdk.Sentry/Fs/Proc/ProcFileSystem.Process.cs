@@ -207,7 +207,7 @@ internal sealed partial class ProcFileSystem
         b.Append(CultureInfo.InvariantCulture, $"FDSize:\t64\nGroups:\t{string.Join(' ', creds.Groups)}\n");
         b.Append(CultureInfo.InvariantCulture, $"NStgid:\t{group.Pid}\nNSpid:\t{task.Tid}\nNSpgid:\t{group.ProcessGroup}\nNSsid:\t{group.Session}\n");
         b.Append(CultureInfo.InvariantCulture, $"VmPeak:\t{(mm?.MappedBytes ?? 0) / 1024,8} kB\nVmSize:\t{(mm?.MappedBytes ?? 0) / 1024,8} kB\n");
-        b.Append(CultureInfo.InvariantCulture, $"VmHWM:\t{(mm?.PopulatedBytes ?? 0) / 1024,8} kB\nVmRSS:\t{(mm?.PopulatedBytes ?? 0) / 1024,8} kB\n");
+        b.Append(CultureInfo.InvariantCulture, $"VmHWM:\t{(mm?.PeakPopulatedBytes ?? 0) / 1024,8} kB\nVmRSS:\t{(mm?.PopulatedBytes ?? 0) / 1024,8} kB\n");
         b.Append(CultureInfo.InvariantCulture, $"Threads:\t{group.Tasks.Length}\nSigQ:\t0/63704\n");
         b.Append(CultureInfo.InvariantCulture, $"SigPnd:\t{task.Pending.Pending:x16}\nShdPnd:\t{group.SharedPending.Pending:x16}\n");
         b.Append(CultureInfo.InvariantCulture, $"SigBlk:\t{task.SignalMask:x16}\nSigIgn:\t{ignored:x16}\nSigCgt:\t{caught:x16}\n");

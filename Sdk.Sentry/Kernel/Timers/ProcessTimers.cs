@@ -77,7 +77,7 @@ internal sealed partial class ProcessTimers
     {
         get
         {
-            ulong now = group.Memory?.PopulatedBytes ?? 0;
+            ulong now = group.Memory?.PeakPopulatedBytes ?? 0;
             lock (gate)
             {
                 maxResidentBytes = Math.Max(maxResidentBytes, now);
@@ -89,7 +89,7 @@ internal sealed partial class ProcessTimers
     /// <summary>An image is about to go (exit, execve): its resident size counts for ru_maxrss, which outlives it.</summary>
     public void ImageReleasing(MemoryManager? image)
     {
-        ulong rss = image?.PopulatedBytes ?? 0;
+        ulong rss = image?.PeakPopulatedBytes ?? 0;
         lock (gate)
         {
             maxResidentBytes = Math.Max(maxResidentBytes, rss);

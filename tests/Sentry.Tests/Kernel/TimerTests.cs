@@ -43,9 +43,11 @@ public sealed class TimerTests
         using var kernel = NewKernel();
         var fired = new ConcurrentQueue<(int Name, long Deadline, long At)>();
         long now = Sentry.Kernel.Kernel.Now;
-        var cancelled = new RecordingTimer(1, now + 10 * Millisecond, fired);
-        var moved = new RecordingTimer(2, now + 5 * Millisecond, fired);
-        var marker = new RecordingTimer(3, now + 60 * Millisecond, fired);
+        // First deadlines far enough out that a test thread preempted under load cannot see them pass
+        // before the cancel and the move; the marker comes after all of them.
+        var cancelled = new RecordingTimer(1, now + 200 * Millisecond, fired);
+        var moved = new RecordingTimer(2, now + 400 * Millisecond, fired);
+        var marker = new RecordingTimer(3, now + 500 * Millisecond, fired);
         kernel.Timers.Schedule(cancelled, cancelled.Deadline);
         kernel.Timers.Schedule(moved, moved.Deadline);
         kernel.Timers.Schedule(marker, marker.Deadline);
