@@ -15,21 +15,13 @@ internal sealed partial class KernelTask
     private ulong lastFaultRip;
     private int repeatedFaults;
 
-    /// <summary>Starts the task's host thread; <paramref name="start"/> runs on it first (the initial execve or the clone's setup).</summary>
-    public void Start(Action start)
-    {
-        var thread = new Thread(() => Main(start), 1 << 20)
-        {
-            IsBackground = true,
-            Name = $"appkernel task {Kernel.Id}/{Tid}",
-        };
-        HostThread = thread;
-        thread.Start();
-    }
+    /// <summary>Runs the task on a host thread of the kernel's pool; <paramref name="start"/> runs on it first (the initial execve or the clone's setup).</summary>
+    public void Start(Action start) => Kernel.TaskThreads.Run($"appkernel task {Kernel.Id}/{Tid}", () => Main(start));
 
     private void Main(Action start)
     {
         current = this;
+        HostThread = Thread.CurrentThread;
         RecordHostThread();
         try
         {
@@ -47,6 +39,7 @@ internal sealed partial class KernelTask
         finally
         {
             ExitTask();
+            current = null; // the thread may run another task next
         }
     }
 

@@ -16,8 +16,11 @@ public sealed class TerminalTests
             print("child tty", os.isatty(0), os.getsid(0) == os.getpid(), os.tcgetpgrp(0) == os.getpid())
             print("got", input().upper())
             sys.exit(3)
-        os.write(fd, b"hello\n")
+        # The child's first line before the input: the echo of "hello" would otherwise race with it.
         out = b""
+        while b"\n" not in out:
+            out += os.read(fd, 1024)
+        os.write(fd, b"hello\n")
         while True:
             try:
                 chunk = os.read(fd, 1024)
