@@ -173,6 +173,20 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         }
     }
 
+    /// <summary>Shared file pages in [address, end) reach the file when they are unmapped, as msync would make them.</summary>
+    private void ReportSharedPagesWritten(ulong address, ulong end)
+    {
+        foreach (var v in vmas.Overlapping(address, end))
+        {
+            if (v.Value is { Shared: true, Mappable: { } mappable })
+            {
+                ulong s = Math.Max(v.Start, address);
+                ulong e = Math.Min(v.End, end);
+                mappable.PagesWritten(v.Value.FileOffset + (long)(s - v.Start), (long)(e - s));
+            }
+        }
+    }
+
     /// <summary>What a MAP_FIXED took out of the range, released once the new mapping is in place.</summary>
     private sealed record Replaced(List<RangeMap<Pma>.Entry> Pmas, List<RangeMap<Vma>.Entry> Vmas);
 
@@ -187,16 +201,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     private Replaced RemoveForReplace(ulong address, ulong length)
     {
         ulong end = address + length;
-        foreach (var v in vmas.Overlapping(address, end))
-        {
-            if (v.Value is { Shared: true, Mappable: { } mappable })
-            {
-                ulong s = Math.Max(v.Start, address);
-                ulong e = Math.Min(v.End, end);
-                mappable.PagesWritten(v.Value.FileOffset + (long)(s - v.Start), (long)(e - s));
-            }
-        }
-
+        ReportSharedPagesWritten(address, end);
         NotePeakLocked();
         return new Replaced(pmas.Remove(address, end), vmas.Remove(address, end));
     }
@@ -246,17 +251,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     private void UnmapLocked(ulong address, ulong length)
     {
         ulong end = address + length;
-
-        // Shared file pages reach the file when they are unmapped, as msync would make them.
-        foreach (var v in vmas.Overlapping(address, end))
-        {
-            if (v.Value is { Shared: true, Mappable: { } mappable })
-            {
-                ulong s = Math.Max(v.Start, address);
-                ulong e = Math.Min(v.End, end);
-                mappable.PagesWritten(v.Value.FileOffset + (long)(s - v.Start), (long)(e - s));
-            }
-        }
+        ReportSharedPagesWritten(address, end);
 
         bool any = vmas.Overlaps(address, end);
         NotePeakLocked();
