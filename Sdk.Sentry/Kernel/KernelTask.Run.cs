@@ -15,13 +15,21 @@ internal sealed partial class KernelTask
     private ulong lastFaultRip;
     private int repeatedFaults;
 
-    /// <summary>Runs the task on a host thread of the kernel's pool; <paramref name="start"/> runs on it first (the initial execve or the clone's setup).</summary>
-    public void Start(Action start) => Kernel.TaskThreads.Run($"appkernel task {Kernel.Id}/{Tid}", () => Main(start));
+    /// <summary>Starts the task's host thread; <paramref name="start"/> runs on it first (the initial execve or the clone's setup).</summary>
+    public void Start(Action start)
+    {
+        var thread = new Thread(() => Main(start), 1 << 20)
+        {
+            IsBackground = true,
+            Name = $"appkernel task {Kernel.Id}/{Tid}",
+        };
+        HostThread = thread;
+        thread.Start();
+    }
 
     private void Main(Action start)
     {
         current = this;
-        HostThread = Thread.CurrentThread;
         RecordHostThread();
         try
         {
@@ -39,7 +47,6 @@ internal sealed partial class KernelTask
         finally
         {
             ExitTask();
-            current = null; // the thread may run another task next
         }
     }
 
