@@ -364,23 +364,17 @@ public sealed unsafe class KvmAddressSpace : IAddressSpace
     }
 
     /// <summary>
-    /// Whether replacing a leaf entry needs the guest to rewrite it (and vCPUs to flush): only when it was
-    /// present and now maps another page or allows less. An entry that keeps its page and only gains
-    /// write or execute needs nothing: a translation cached with the old rights faults, and the
-    /// hypervisor (which walks the guest's tables on such a fault) or the CPU finds the new rights in
-    /// the table, as Linux relies on for its own spurious-fault handling.
+    /// Whether replacing a leaf entry needs the guest to rewrite it (and vCPUs to flush): whenever it was
+    /// present and changed. Only an identical entry (a MAP_FIXED of the same page with the same rights,
+    /// as ld.so's read-only segments over its own reservation) needs nothing.
     /// </summary>
-    private static bool NeedsRewrite(ulong old, ulong updated)
-    {
-        if ((old & Present) == 0)
-        {
-            return false;
-        }
-
-        bool samePage = (old & AddressMask) == (updated & AddressMask);
-        bool keepsRights = (updated & Present) != 0 && (old & ~updated & Writable) == 0 && (updated & ~old & NoExecute) == 0;
-        return !(samePage && keepsRights);
-    }
+    /// <remarks>
+    /// Skipping the rewrite for entries that keep their page and only gain write or execute was tried:
+    /// the hypervisor here usually fixes such a stale translation itself, but not always. Once in a
+    /// few hundred forks the fault reached the guest as a real one (a child's first write to a page its
+    /// parent had already copied, now its own), and the program died of SIGSEGV.
+    /// </remarks>
+    private static bool NeedsRewrite(ulong old, ulong updated) => (old & Present) != 0 && old != updated;
 
     private static ulong LeafFlags(MemoryAccess access)
     {

@@ -194,8 +194,8 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     /// The bookkeeping half of munmap for a MAP_FIXED: the range's mappings leave the maps, but the
     /// platform keeps the old pages mapped (and they keep their references) until the new mapping
     /// has replaced them in <see cref="FinishReplace"/>. Populating maps over the old entries, so a
-    /// platform sees a replacement, which costs nothing where the page stays and only gains rights
-    /// (ld.so's segments over its own reservation of the same file); one munmap and one mmap per
+    /// platform sees a replacement, which on KVM costs nothing where an entry stays the same
+    /// (ld.so's read-only segments over its own reservation of the same file); one munmap and one mmap per
     /// call otherwise.
     /// </summary>
     private Replaced RemoveForReplace(ulong address, ulong length)
