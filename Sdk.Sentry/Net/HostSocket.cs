@@ -431,10 +431,9 @@ internal sealed unsafe class HostSocket : IKernelSocket
 
     public void SetOption(int level, int name, ReadOnlySpan<byte> value)
     {
-        if (level == SOL_SOCKET && name is SO_RCVTIMEO_OLD or SO_SNDTIMEO_OLD or SO_RCVTIMEO_NEW or SO_SNDTIMEO_NEW)
+        if (SocketTimeout.TryParseOption(level, name, value, out bool receive, out long ns))
         {
-            long ns = SocketTimeout.Parse(value);
-            if (name is SO_RCVTIMEO_OLD or SO_RCVTIMEO_NEW)
+            if (receive)
             {
                 ReceiveTimeout = ns;
             }

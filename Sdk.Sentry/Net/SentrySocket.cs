@@ -270,30 +270,29 @@ internal abstract class SentrySocket : IKernelSocket
             return;
         }
 
-        switch (name)
+        if (SocketTimeout.TryParseOption(level, name, value, out bool receive, out long ns))
         {
-            case SO_LINGER:
-                if (value.Length < 8)
-                {
-                    throw ErrnoException.Of(Errno.EINVAL);
-                }
-
-                Linger = (BinaryPrimitives.ReadInt32LittleEndian(value) != 0 ? 1 : 0, BinaryPrimitives.ReadInt32LittleEndian(value[4..]));
-                return;
-            case SO_RCVTIMEO_OLD or SO_SNDTIMEO_OLD or SO_RCVTIMEO_NEW or SO_SNDTIMEO_NEW:
+            if (receive)
             {
-                long ns = SocketTimeout.Parse(value);
-                if (name is SO_RCVTIMEO_OLD or SO_RCVTIMEO_NEW)
-                {
-                    ReceiveTimeout = ns;
-                }
-                else
-                {
-                    SendTimeout = ns;
-                }
-
-                return;
+                ReceiveTimeout = ns;
             }
+            else
+            {
+                SendTimeout = ns;
+            }
+
+            return;
+        }
+
+        if (name == SO_LINGER)
+        {
+            if (value.Length < 8)
+            {
+                throw ErrnoException.Of(Errno.EINVAL);
+            }
+
+            Linger = (BinaryPrimitives.ReadInt32LittleEndian(value) != 0 ? 1 : 0, BinaryPrimitives.ReadInt32LittleEndian(value[4..]));
+            return;
         }
 
         int v = ReadInt(value);

@@ -30,6 +30,23 @@ internal static class SocketTimeout
         return seconds < 0 || seconds > long.MaxValue / 2_000_000_000 ? 0 : seconds * 1_000_000_000 + (micros * 1000 + Tick - 1) / Tick * Tick;
     }
 
+    /// <summary>
+    /// For SO_RCVTIMEO / SO_SNDTIMEO (old and new numbers) at level SOL_SOCKET: parses the value and
+    /// says which of the two timeouts it sets; false for every other option.
+    /// </summary>
+    public static bool TryParseOption(int level, int name, ReadOnlySpan<byte> value, out bool receive, out long nanoseconds)
+    {
+        receive = name is SocketConstants.SO_RCVTIMEO_OLD or SocketConstants.SO_RCVTIMEO_NEW;
+        nanoseconds = 0;
+        if (level != SocketConstants.SOL_SOCKET || !(receive || name is SocketConstants.SO_SNDTIMEO_OLD or SocketConstants.SO_SNDTIMEO_NEW))
+        {
+            return false;
+        }
+
+        nanoseconds = Parse(value);
+        return true;
+    }
+
     /// <summary>Writes the timeout as a struct timeval, truncated to <paramref name="destination"/>; returns the length written.</summary>
     public static int Write(long nanoseconds, Span<byte> destination)
     {
