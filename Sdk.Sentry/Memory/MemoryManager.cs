@@ -42,6 +42,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     private readonly RangeMap<Vma> vmas = new((v, d) => v.SliceFrom(d));
     private readonly RangeMap<Pma> pmas = new((p, d) => p.SliceFrom(d));
     private ulong peakPopulated;
+    private ulong peakMapped;
     private IAddressSpace addressSpace;
     private bool disposed;
 
@@ -163,6 +164,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
             Name = r.Name,
             Device = r.Device,
             Inode = r.Inode,
+            Accounted = !r.Shared && (r.Access & MemoryAccess.Write) != 0,
         };
         vma.Owner?.AddMappingReference();
         vmas.Insert(address, address + length, vma);
@@ -312,6 +314,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
                 }
 
                 entry.Value.Access = access;
+                entry.Value.Accounted |= !entry.Value.Shared && (access & MemoryAccess.Write) != 0;
                 foreach (var p in pmas.Overlapping(entry.Start, entry.End))
                 {
                     ulong s = Math.Max(p.Start, entry.Start);
@@ -508,7 +511,11 @@ internal sealed unsafe partial class MemoryManager : IDisposable
                         }
 
                         DropPopulated(s, e);
-                        if (e - s <= EagerPopulateLimit && v.Value.Access != MemoryAccess.None)
+
+                        // DONTNEED and REMOVE give the memory back: the resident size drops, as
+                        // Linux's, and the next touch faults fresh pages in. MADV_FREE's pages stay
+                        // resident on Linux until memory runs short, so they come back at once.
+                        if (advice == LinuxConstants.MADV_FREE && e - s <= EagerPopulateLimit && v.Value.Access != MemoryAccess.None)
                         {
                             PopulateLocked(s, e);
                         }
@@ -737,7 +744,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         if (vma.Mappable is null)
         {
             long offset = file.Allocate((long)length);
-            pmas.Insert(start, end, new Pma(offset, Cow: false));
+            pmas.Insert(start, end, new Pma(offset, Cow: false, Anonymous: true));
             addressSpace.Map(start, length, offset, vma.Access);
             return;
         }
@@ -757,7 +764,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
                     file.DecRef(pages[i], (long)PageSize);
                 }
 
-                pmas.Insert(start, end, new Pma(copy, Cow: false));
+                pmas.Insert(start, end, new Pma(copy, Cow: false, Anonymous: true));
                 addressSpace.Map(start, length, copy, vma.Access);
                 return;
             }
@@ -775,7 +782,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
                 ulong runAddress = start + (ulong)runStart * PageSize;
                 ulong runLength = (ulong)(i - runStart) * PageSize;
-                var pma = new Pma(pages[runStart], cow);
+                var pma = new Pma(pages[runStart], cow, Anonymous: false);
                 pmas.Insert(runAddress, runAddress + runLength, pma);
                 addressSpace.Map(runAddress, runLength, pma.FileOffset, Effective(vma, pma));
                 runStart = i;
@@ -800,7 +807,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
             offset = copy;
         }
 
-        var owned = new Pma(offset, Cow: false);
+        var owned = new Pma(offset, Cow: false, Anonymous: true);
         pmas.SetValue(index, owned);
         addressSpace.Map(page, PageSize, offset, vma.Access);
     }
@@ -942,19 +949,29 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         }
     }
 
-    private ulong PopulatedBytesLocked()
-    {
-        ulong total = 0;
-        foreach (var p in pmas.All)
-        {
-            total += p.Length;
-        }
+    private ulong PopulatedBytesLocked() => pmas.TotalLength;
 
-        return total;
+    /// <summary>
+    /// Called before populated or mapped memory is released: the high-water marks keep the sizes
+    /// they had (O(1): the range maps keep their totals).
+    /// </summary>
+    private void NotePeakLocked()
+    {
+        peakPopulated = Math.Max(peakPopulated, pmas.TotalLength);
+        peakMapped = Math.Max(peakMapped, vmas.TotalLength);
     }
 
-    /// <summary>Called before populated memory is released: the high-water mark keeps the size it had.</summary>
-    private void NotePeakLocked() => peakPopulated = Math.Max(peakPopulated, PopulatedBytesLocked());
+    /// <summary>The most <see cref="MappedBytes"/> this address space has held (VmPeak).</summary>
+    public ulong PeakMappedBytes
+    {
+        get
+        {
+            lock (gate)
+            {
+                return Math.Max(peakMapped, vmas.TotalLength);
+            }
+        }
+    }
 
     /// <summary>Total mapped bytes (VmSize).</summary>
     public ulong MappedBytes
@@ -963,13 +980,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         {
             lock (gate)
             {
-                ulong total = 0;
-                foreach (var v in vmas.All)
-                {
-                    total += v.Length;
-                }
-
-                return total;
+                return vmas.TotalLength;
             }
         }
     }

@@ -20,6 +20,9 @@ internal sealed class RangeMap<T>
 
     public int Count => entries.Count;
 
+    /// <summary>The summed length of every entry, kept as entries come and go (no walk).</summary>
+    public ulong TotalLength { get; private set; }
+
     public Entry this[int index] => entries[index];
 
     public IReadOnlyList<Entry> All => entries;
@@ -103,6 +106,11 @@ internal sealed class RangeMap<T>
         var (first, last) = Isolate(start, end);
         var removed = entries.GetRange(first, last - first);
         entries.RemoveRange(first, last - first);
+        foreach (var r in removed)
+        {
+            TotalLength -= r.Length;
+        }
+
         return removed;
     }
 
@@ -121,13 +129,18 @@ internal sealed class RangeMap<T>
         }
 
         entries.Insert(i, new Entry(start, end, value));
+        TotalLength += end - start;
     }
 
     /// <summary>Replaces the value of entry <paramref name="index"/>.</summary>
     public void SetValue(int index, T value) => entries[index] = entries[index] with { Value = value };
 
     /// <summary>Replaces the bounds of entry <paramref name="index"/> (the caller keeps ranges disjoint).</summary>
-    public void SetBounds(int index, ulong start, ulong end) => entries[index] = entries[index] with { Start = start, End = end };
+    public void SetBounds(int index, ulong start, ulong end)
+    {
+        TotalLength = TotalLength - entries[index].Length + (end - start);
+        entries[index] = entries[index] with { Start = start, End = end };
+    }
 
     /// <summary>Entries intersecting [start, end), without splitting.</summary>
     public IEnumerable<Entry> Overlapping(ulong start, ulong end)
@@ -158,7 +171,11 @@ internal sealed class RangeMap<T>
         }
     }
 
-    public void Clear() => entries.Clear();
+    public void Clear()
+    {
+        entries.Clear();
+        TotalLength = 0;
+    }
 
     private void SplitAt(ulong address)
     {

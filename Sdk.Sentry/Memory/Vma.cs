@@ -36,6 +36,12 @@ internal sealed class Vma
     /// <summary>Device and inode shown in /proc/PID/maps.</summary>
     public ulong Device, Inode;
 
+    /// <summary>
+    /// Private memory that has been writable (Linux's VM_ACCOUNT, "ac" in smaps): set when mapped
+    /// or made writable, kept when write access is taken away.
+    /// </summary>
+    public bool Accounted;
+
     /// <summary>madvise(MADV_DONTFORK): the child of a fork does not get this range.</summary>
     public bool DontFork;
 
@@ -61,7 +67,7 @@ internal sealed class Vma
     /// <summary>True when <paramref name="next"/>, starting where this ends, continues it (same kind, contiguous file offsets).</summary>
     public bool Continues(Vma next, ulong length) =>
         Access == next.Access && MaxAccess == next.MaxAccess && Shared == next.Shared && GrowsDown == next.GrowsDown &&
-        ReferenceEquals(Mappable, next.Mappable) && Name == next.Name && DontFork == next.DontFork &&
+        ReferenceEquals(Mappable, next.Mappable) && Name == next.Name && DontFork == next.DontFork && Accounted == next.Accounted &&
         ReferenceEquals(Owner, next.Owner) && (Mappable is null || FileOffset + (long)length == next.FileOffset);
 }
 

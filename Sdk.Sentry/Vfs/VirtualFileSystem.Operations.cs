@@ -82,7 +82,7 @@ internal sealed partial class VirtualFileSystem
                 var resolution = Resolve(context, path, followFinal: true);
                 if (resolution.Description is { } reopened)
                 {
-                    return reopened.AddReference();
+                    return Reopen(task, context.Credentials, reopened, flags);
                 }
 
                 target = resolution.Path;
@@ -105,8 +105,7 @@ internal sealed partial class VirtualFileSystem
 
             if (resolution.Description is { } reopened)
             {
-                // /proc/self/fd/N of a pipe or socket: the same object again.
-                return reopened.AddReference();
+                return Reopen(task, context.Credentials, reopened, flags);
             }
 
             target = resolution.Path;
@@ -229,9 +228,50 @@ internal sealed partial class VirtualFileSystem
         }
     }
 
-    private IFileOperations OpenFifo(KernelTask? task, IInode inode, OpenFlags flags)
+    /// <summary>
+    /// Opens /proc/PID/fd/N of a file that has no path: as Linux, a new open file description
+    /// with the flags asked for now (its own offset and access mode). A pipe opens like a FIFO
+    /// (the read end can be opened for writing), an unnamed regular file (memfd) like a file;
+    /// sockets and anonymous inodes (eventfd, epoll, ...) cannot be opened again: ENXIO.
+    /// </summary>
+    private FileDescription Reopen(KernelTask? task, Credentials credentials, FileDescription description, OpenFlags flags)
     {
-        var pipe = fifos.GetValue(inode, _ => new Pipe());
+        if ((flags & OpenFlags.Path) != 0)
+        {
+            return description.AddReference();
+        }
+
+        if ((flags & OpenFlags.Directory) != 0)
+        {
+            throw ErrnoException.Of(Errno.ENOTDIR);
+        }
+
+        if (description.Operations is PipeEnd end)
+        {
+            return new FileDescription(OpenPipe(task, end.Pipe, end.Inode, flags), null, flags & ~(OpenFlags.Create | OpenFlags.Exclusive | OpenFlags.Truncate), description.Name);
+        }
+
+        if (description.Operations.Inode is { } inode && inode.GetAttributes() is var attributes && attributes.Mode.Type() == FileMode.Regular)
+        {
+            bool wantsWrite = flags.CanWrite();
+            bool truncates = (flags & OpenFlags.Truncate) != 0;
+            Permissions.Check(attributes, credentials, (flags.CanRead() ? Permissions.Read : 0) | (wantsWrite || truncates ? Permissions.Write : 0));
+            if (truncates && attributes.Size != 0)
+            {
+                inode.SetAttributes(new AttributeUpdate(AttributeMask.Size, Size: 0));
+            }
+
+            return new FileDescription(inode.Open(flags), null, flags & ~(OpenFlags.Create | OpenFlags.Exclusive | OpenFlags.Truncate), description.Name);
+        }
+
+        throw ErrnoException.Of(Errno.ENXIO);
+    }
+
+    private IFileOperations OpenFifo(KernelTask? task, IInode inode, OpenFlags flags) =>
+        OpenPipe(task, fifos.GetValue(inode, _ => new Pipe()), inode, flags);
+
+    private static IFileOperations OpenPipe(KernelTask? task, Pipe pipe, IInode? inode, OpenFlags flags)
+    {
         bool read = flags.CanRead();
         bool write = flags.CanWrite();
         if (read && write)

@@ -3,6 +3,7 @@ using System.Text;
 using AppKernel.Platform;
 using AppKernel.Sentry.Abi;
 using AppKernel.Sentry.Kernel;
+using AppKernel.Sentry.Memory;
 using AppKernel.Sentry.Vfs;
 using AppKernel.Vfs;
 
@@ -29,6 +30,8 @@ internal sealed partial class ProcFileSystem
             yield return ("statm", () => File("statm", () => Statm(group)));
             yield return ("status", () => File("status", () => Status(group, Task())));
             yield return ("maps", () => File("maps", () => Maps(group)));
+            yield return ("smaps", () => File("smaps", () => Smaps(group)));
+            yield return ("smaps_rollup", () => File("smaps_rollup", () => SmapsRollup(group)));
             yield return ("mounts", () => File("mounts", () => Mounts(Task())));
             yield return ("mountinfo", () => File("mountinfo", () => MountInfo(Task())));
             yield return ("limits", () => File("limits", () => Limits(group)));
@@ -130,37 +133,139 @@ internal sealed partial class ProcFileSystem
     private static string Maps(ThreadGroup group)
     {
         var b = new StringBuilder();
-        if (group.Memory is not { } mm)
+        foreach (var (start, end, vma) in group.Memory?.SnapshotVmas() ?? [])
         {
-            return "";
-        }
-
-        foreach (var (start, end, vma) in mm.SnapshotVmas())
-        {
-            char r = (vma.Access & MemoryAccess.Read) != 0 ? 'r' : '-';
-            char w = (vma.Access & MemoryAccess.Write) != 0 ? 'w' : '-';
-            char x = (vma.Access & MemoryAccess.Execute) != 0 ? 'x' : '-';
-            char s = vma.Shared ? 's' : 'p';
-            long offset = vma.Mappable is null ? 0 : vma.FileOffset;
-            string line = string.Create(CultureInfo.InvariantCulture,
-                $"{start:x8}-{end:x8} {r}{w}{x}{s} {offset:x8} {LinuxConstants.Major(vma.Device):x2}:{LinuxConstants.Minor(vma.Device):x2} {vma.Inode} ");
-            b.Append(line);
-            if (vma.Name is { } name)
-            {
-                b.Append(' ', Math.Max(0, 73 - line.Length)).Append(name);
-            }
-
-            b.Append('\n');
+            AppendMapsLine(b, start, end, vma);
         }
 
         return b.ToString();
     }
 
+    private static void AppendMapsLine(StringBuilder b, ulong start, ulong end, Vma vma)
+    {
+        char r = (vma.Access & MemoryAccess.Read) != 0 ? 'r' : '-';
+        char w = (vma.Access & MemoryAccess.Write) != 0 ? 'w' : '-';
+        char x = (vma.Access & MemoryAccess.Execute) != 0 ? 'x' : '-';
+        char s = vma.Shared ? 's' : 'p';
+        long offset = vma.Mappable is null ? 0 : vma.FileOffset;
+        AppendMapsLine(b, string.Create(CultureInfo.InvariantCulture,
+            $"{start:x8}-{end:x8} {r}{w}{x}{s} {offset:x8} {LinuxConstants.Major(vma.Device):x2}:{LinuxConstants.Minor(vma.Device):x2} {vma.Inode} "), vma.Name);
+    }
+
+    private static void AppendMapsLine(StringBuilder b, string line, string? name)
+    {
+        b.Append(line);
+        if (name is not null)
+        {
+            b.Append(' ', Math.Max(0, 73 - line.Length)).Append(name);
+        }
+
+        b.Append('\n');
+    }
+
+    private static string Smaps(ThreadGroup group)
+    {
+        var b = new StringBuilder();
+        foreach (var (start, end, vma, residency) in group.Memory?.SnapshotResidency() ?? [])
+        {
+            AppendMapsLine(b, start, end, vma);
+            AppendSize(b, "Size:", end - start);
+            AppendSize(b, "KernelPageSize:", MemoryManager.PageSize);
+            AppendSize(b, "MMUPageSize:", MemoryManager.PageSize);
+            AppendResidency(b, residency, rollup: false);
+            AppendValue(b, "THPeligible:", 0);
+            AppendValue(b, "ProtectionKey:", 0);
+            b.Append("VmFlags: ").Append(VmFlags(vma)).Append('\n');
+        }
+
+        return b.ToString();
+    }
+
+    private static string SmapsRollup(ThreadGroup group)
+    {
+        var b = new StringBuilder();
+        var areas = group.Memory?.SnapshotResidency() ?? [];
+        var total = new Residency();
+        foreach (var area in areas)
+        {
+            total.Include(area.Residency);
+        }
+
+        // Linux spans the first to the last area, and shows nothing for an empty address space.
+        ulong first = areas.Count > 0 ? areas[0].Start : 0;
+        ulong last = areas.Count > 0 ? areas[^1].End : 0;
+        AppendMapsLine(b, string.Create(CultureInfo.InvariantCulture, $"{first:x8}-{last:x8} ---p 00000000 00:00 0 "), "[rollup]");
+        AppendResidency(b, total, rollup: true);
+        return b.ToString();
+    }
+
+    // The fields both smaps and smaps_rollup show, in Linux's order.
+    private static void AppendResidency(StringBuilder b, Residency r, bool rollup)
+    {
+        AppendSize(b, "Rss:", r.Rss);
+        AppendSize(b, "Pss:", r.Pss);
+        AppendSize(b, "Pss_Dirty:", r.PssDirty);
+        if (rollup)
+        {
+            AppendSize(b, "Pss_Anon:", r.PssAnon);
+            AppendSize(b, "Pss_File:", r.PssFile);
+            AppendSize(b, "Pss_Shmem:", r.PssShmem);
+        }
+
+        AppendSize(b, "Shared_Clean:", r.SharedClean);
+        AppendSize(b, "Shared_Dirty:", r.SharedDirty);
+        AppendSize(b, "Private_Clean:", r.PrivateClean);
+        AppendSize(b, "Private_Dirty:", r.PrivateDirty);
+        AppendSize(b, "Referenced:", r.Rss);
+        AppendSize(b, "Anonymous:", r.Anonymous);
+        foreach (string none in (string[])["KSM:", "LazyFree:", "AnonHugePages:", "ShmemPmdMapped:", "FilePmdMapped:",
+                     "Shared_Hugetlb:", "Private_Hugetlb:", "Swap:", "SwapPss:", "Locked:"])
+        {
+            AppendSize(b, none, 0);
+        }
+    }
+
+    private static void AppendSize(StringBuilder b, string label, ulong bytes) =>
+        b.Append(CultureInfo.InvariantCulture, $"{label,-16}{bytes / 1024,8} kB\n");
+
+    private static void AppendValue(StringBuilder b, string label, ulong value) =>
+        b.Append(CultureInfo.InvariantCulture, $"{label,-16}{value,8}\n");
+
+    // Linux's two-letter VmFlags in bit order. A shared mapping of a file opened read-only is
+    // "may share" but not "shared", and cannot become writable.
+    private static string VmFlags(Vma vma)
+    {
+        var b = new StringBuilder();
+        bool mayWrite = (vma.MaxAccess & MemoryAccess.Write) != 0;
+        void Flag(bool on, string name)
+        {
+            if (on)
+            {
+                b.Append(name).Append(' ');
+            }
+        }
+
+        Flag((vma.Access & MemoryAccess.Read) != 0, "rd");
+        Flag((vma.Access & MemoryAccess.Write) != 0, "wr");
+        Flag((vma.Access & MemoryAccess.Execute) != 0, "ex");
+        Flag(vma.Shared && mayWrite, "sh");
+        Flag((vma.MaxAccess & MemoryAccess.Read) != 0, "mr");
+        Flag(mayWrite, "mw");
+        Flag((vma.MaxAccess & MemoryAccess.Execute) != 0, "me");
+        Flag(vma.Shared, "ms");
+        Flag(vma.GrowsDown, "gd");
+        Flag(vma.DontFork, "dc");
+        Flag(vma.Accounted, "ac");
+        return b.ToString();
+    }
+
     private static string Statm(ThreadGroup group)
     {
-        ulong size = (group.Memory?.MappedBytes ?? 0) / 4096;
-        ulong resident = (group.Memory?.PopulatedBytes ?? 0) / 4096;
-        return $"{size} {resident} 0 0 0 0 0\n";
+        var sizes = AreaSizes.Of(group);
+        var resident = group.Memory?.TotalResidency() ?? new Residency();
+        const ulong page = MemoryManager.PageSize;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{sizes.Total / page} {resident.Rss / page} {(resident.RssFile + resident.RssShmem) / page} {sizes.Exe / page} 0 {(sizes.Data + sizes.Stack) / page} 0\n");
     }
 
     private string ProcessStat(ThreadGroup group, KernelTask task)
@@ -206,8 +311,25 @@ internal sealed partial class ProcFileSystem
         b.Append(CultureInfo.InvariantCulture, $"Gid:\t{creds.RealGid}\t{creds.EffectiveGid}\t{creds.SavedGid}\t{creds.FsGid}\n");
         b.Append(CultureInfo.InvariantCulture, $"FDSize:\t64\nGroups:\t{string.Join(' ', creds.Groups)}\n");
         b.Append(CultureInfo.InvariantCulture, $"NStgid:\t{group.Pid}\nNSpid:\t{task.Tid}\nNSpgid:\t{group.ProcessGroup}\nNSsid:\t{group.Session}\n");
-        b.Append(CultureInfo.InvariantCulture, $"VmPeak:\t{(mm?.MappedBytes ?? 0) / 1024,8} kB\nVmSize:\t{(mm?.MappedBytes ?? 0) / 1024,8} kB\n");
-        b.Append(CultureInfo.InvariantCulture, $"VmHWM:\t{(mm?.PeakPopulatedBytes ?? 0) / 1024,8} kB\nVmRSS:\t{(mm?.PopulatedBytes ?? 0) / 1024,8} kB\n");
+        var sizes = AreaSizes.Of(group);
+        var resident = mm?.TotalResidency() ?? new Residency();
+        void Size(string label, ulong bytes) => b.Append(CultureInfo.InvariantCulture, $"{label}:\t{bytes / 1024,8} kB\n");
+        Size("VmPeak", mm?.PeakMappedBytes ?? 0);
+        Size("VmSize", sizes.Total);
+        Size("VmLck", 0);
+        Size("VmPin", 0);
+        Size("VmHWM", Math.Max(mm?.PeakPopulatedBytes ?? 0, resident.Rss));
+        Size("VmRSS", resident.Rss);
+        Size("RssAnon", resident.RssAnon);
+        Size("RssFile", resident.RssFile);
+        Size("RssShmem", resident.RssShmem);
+        Size("VmData", sizes.Data);
+        Size("VmStk", sizes.Stack);
+        Size("VmExe", sizes.Exe);
+        Size("VmLib", sizes.Lib);
+        Size("VmPTE", 0);
+        Size("VmSwap", 0);
+        Size("HugetlbPages", 0);
         b.Append(CultureInfo.InvariantCulture, $"Threads:\t{group.Tasks.Length}\nSigQ:\t0/63704\n");
         b.Append(CultureInfo.InvariantCulture, $"SigPnd:\t{task.Pending.Pending:x16}\nShdPnd:\t{group.SharedPending.Pending:x16}\n");
         b.Append(CultureInfo.InvariantCulture, $"SigBlk:\t{task.SignalMask:x16}\nSigIgn:\t{ignored:x16}\nSigCgt:\t{caught:x16}\n");
