@@ -78,6 +78,8 @@ internal sealed partial class KernelTask
                 group.Session = Group.Session;
                 group.Personality = Group.Personality;
                 group.Dumpable = Group.Dumpable;
+                group.OomScoreAdj = Group.OomScoreAdj;
+                group.OomScoreAdjMin = Group.OomScoreAdjMin;
             }
         }
         catch

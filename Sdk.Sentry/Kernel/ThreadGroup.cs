@@ -69,6 +69,15 @@ internal sealed class ThreadGroup
 
     public string ExecutablePath { get; set; } = "";
 
+    /// <summary>
+    /// /proc/PID/oom_score_adj (-1000 to 1000), kept and inherited as Linux does. The sandbox's
+    /// own memory limit, not an OOM killer, decides what happens when memory runs out.
+    /// </summary>
+    public int OomScoreAdj { get; set; }
+
+    /// <summary>The lowest <see cref="OomScoreAdj"/> an unprivileged write may set (Linux's oom_score_adj_min).</summary>
+    public int OomScoreAdjMin { get; set; }
+
     /// <summary>True once the process called execve (setpgid on it then gives EACCES).</summary>
     public bool HasExecuted { get; set; }
 

@@ -4,6 +4,7 @@ using AppKernel.Platform;
 using AppKernel.Sentry.Abi;
 using AppKernel.Sentry.Kernel;
 using AppKernel.Sentry.Memory;
+using AppKernel.Sentry.Syscalls;
 using AppKernel.Sentry.Vfs;
 using AppKernel.Vfs;
 
@@ -35,6 +36,14 @@ internal sealed partial class ProcFileSystem
             yield return ("mounts", () => File("mounts", () => Mounts(Task())));
             yield return ("mountinfo", () => File("mountinfo", () => MountInfo(Task())));
             yield return ("limits", () => File("limits", () => Limits(group)));
+            yield return ("cgroup", () => File("cgroup", () => "0::/\n"));
+            yield return ("oom_score", () => File("oom_score", () => OomScore(group).ToString(CultureInfo.InvariantCulture) + "\n"));
+            yield return ("oom_score_adj", () => new ProcFile(this, Ino(prefix + "/oom_score_adj"),
+                ProcFile.Text(() => group.OomScoreAdj.ToString(CultureInfo.InvariantCulture) + "\n"), (AppKernel.Vfs.FileMode)0x1A4, uid,
+                text => SetOomScoreAdj(group, ParseOomValue(text, -1000, 1000), legacy: false)));
+            yield return ("oom_adj", () => new ProcFile(this, Ino(prefix + "/oom_adj"),
+                ProcFile.Text(() => LegacyOomAdj(group.OomScoreAdj).ToString(CultureInfo.InvariantCulture) + "\n"), (AppKernel.Vfs.FileMode)0x1A4, uid,
+                text => SetOomScoreAdj(group, FromLegacyOomAdj(ParseOomValue(text, -17, 15)), legacy: true)));
             yield return ("exe", () => new ProcMagicLink(this, Ino(prefix + "/exe"), () => group.ExecutablePath, () => ExeTarget(group), uid));
             yield return ("cwd", () => new ProcMagicLink(this, Ino(prefix + "/cwd"), () => PathOf(Task(), Task().Fs.Cwd), () => new MagicLinkTarget(Task().Fs.Cwd, null), uid));
             yield return ("root", () => new ProcMagicLink(this, Ino(prefix + "/root"), () => PathOf(Task(), Task().Fs.Root), () => new MagicLinkTarget(Task().Fs.Root, null), uid));
@@ -367,6 +376,52 @@ internal sealed partial class ProcFileSystem
 
         return b.ToString();
     }
+
+    // Linux's badness as /proc/PID/oom_score shows it: resident memory in thousandths of what the
+    // sandbox may use, moved by oom_score_adj, never below 0.
+    private long OomScore(ThreadGroup group)
+    {
+        long total = Math.Max(1, (kernel.Options.Limits.MemoryBytes ?? HostMemory.TotalBytes) / 4096);
+        long resident = (long)((group.Memory?.PopulatedBytes ?? 0) / 4096);
+        long points = resident + (long)group.OomScoreAdj * (total / 1000);
+        return points > 0 ? points * 1000 / total : 0;
+    }
+
+    private static int ParseOomValue(string text, int min, int max)
+    {
+        // One value per write, surrounding white space allowed, as kstrtoint after strstrip.
+        string value = text.Length > 12 ? text[..12] : text;
+        if (!int.TryParse(value.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int parsed) || parsed < min || parsed > max)
+        {
+            throw ErrnoException.Of(Errno.EINVAL);
+        }
+
+        return parsed;
+    }
+
+    // Without CAP_SYS_RESOURCE, oom_score_adj cannot go below the floor a privileged writer set
+    // (0 at first), and the legacy oom_adj cannot go down at all. A privileged oom_score_adj
+    // write also moves the floor.
+    private static void SetOomScoreAdj(ThreadGroup group, int value, bool legacy)
+    {
+        var writer = KernelTask.Current ?? throw ErrnoException.Of(Errno.ESRCH);
+        bool privileged = writer.Credentials.HasCapability(24 /* CAP_SYS_RESOURCE */);
+        if (!privileged && value < (legacy ? group.OomScoreAdj : group.OomScoreAdjMin))
+        {
+            throw ErrnoException.Of(Errno.EACCES);
+        }
+
+        group.OomScoreAdj = value;
+        if (privileged && !legacy)
+        {
+            group.OomScoreAdjMin = value;
+        }
+    }
+
+    // The legacy -17..15 scale: 15 is the maximum, -17 "never kill", the rest scale by 1000/17.
+    private static int LegacyOomAdj(int scoreAdj) => scoreAdj == 1000 ? 15 : scoreAdj * 17 / 1000;
+
+    private static int FromLegacyOomAdj(int adj) => adj == 15 ? 1000 : adj * 1000 / 17;
 
     private static string Limits(ThreadGroup group)
     {

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using AppKernel.Sentry.Abi;
 using AppKernel.Sentry.Kernel;
+using AppKernel.Sentry.Net;
 using AppKernel.Sentry.Syscalls;
 using AppKernel.Sentry.Vfs;
 using AppKernel.Vfs;
@@ -16,6 +17,9 @@ internal sealed partial class ProcFileSystem : IFileSystem
 {
     private readonly Kernel.Kernel kernel;
     private readonly ProcDirectory root;
+
+    // One boot of the sandbox's kernel: /proc/sys/kernel/random/boot_id stays the same within it.
+    private readonly string bootId = Guid.NewGuid().ToString("D");
     private static readonly Lazy<string> HostCpuInfo = new(() =>
     {
         try
@@ -74,10 +78,14 @@ internal sealed partial class ProcFileSystem : IFileSystem
     private ProcDirectory SysDirectory()
     {
         var options = kernel.Options;
-        ProcDirectory Dir(string path, params (string Name, Func<string> Text)[] files) =>
-            new(this, Ino(path), () => files.Select(f => (f.Name, (Func<IInode>)(() => new ProcFile(this, Ino(path + "/" + f.Name), ProcFile.Text(f.Text))))));
+        IEnumerable<(string, Func<IInode>)> Files(string path, (string Name, Func<string> Text)[] files) =>
+            files.Select(f => (f.Name, (Func<IInode>)(() => new ProcFile(this, Ino(path + "/" + f.Name), ProcFile.Text(f.Text)))));
+        ProcDirectory Dir(string path, params (string Name, Func<string> Text)[] files) => new(this, Ino(path), () => Files(path, files));
+        ProcDirectory Parent(string path, params (string Name, ProcDirectory Directory)[] children) =>
+            new(this, Ino(path), () => children.Select(c => (c.Name, (Func<IInode>)(() => c.Directory))));
 
-        var kernelDir = Dir("sys/kernel",
+        (string, Func<string>)[] kernelFiles =
+        [
             ("hostname", () => (KernelTask.Current?.UtsOrRoot ?? kernel.RootUts).Hostname + "\n"),
             ("domainname", () => (KernelTask.Current?.UtsOrRoot ?? kernel.RootUts).DomainName + "\n"),
             ("osrelease", () => options.KernelRelease + "\n"),
@@ -86,21 +94,29 @@ internal sealed partial class ProcFileSystem : IFileSystem
             ("pid_max", () => PidNamespace.PidMax + "\n"),
             ("ngroups_max", () => "65536\n"),
             ("cap_last_cap", () => "40\n"),
-            ("threads-max", () => (options.Limits.Tasks ?? 63704) + "\n"));
+            ("threads-max", () => (options.Limits.Tasks ?? 63704) + "\n"),
+        ];
         var vmDir = Dir("sys/vm",
             ("overcommit_memory", () => "0\n"),
             ("max_map_count", () => "65530\n"),
             ("mmap_min_addr", () => "65536\n"));
+        var randomDir = Dir("sys/kernel/random",
+            ("boot_id", () => bootId + "\n"),
+            ("uuid", () => Guid.NewGuid().ToString("D") + "\n"),
+            ("entropy_avail", () => "256\n"),
+            ("poolsize", () => "256\n"));
+        var netCoreDir = Dir("sys/net/core",
+            ("somaxconn", () => "4096\n"));
+        var netIpv4Dir = Dir("sys/net/ipv4",
+            ("ip_local_port_range", () => $"{SocketConstants.EphemeralFirst}\t{SocketConstants.EphemeralLast}\n"));
+        var kernelDir = new ProcDirectory(this, Ino("sys/kernel"), () =>
+            Files("sys/kernel", kernelFiles).Append(("random", () => randomDir)));
         var fsDir = Dir("sys/fs",
             ("pipe-max-size", () => Pipe.MaxCapacity + "\n"),
             ("nr_open", () => "1048576\n"),
             ("file-max", () => "9223372036854775807\n"));
-        return new ProcDirectory(this, Ino("sys"), () =>
-        [
-            ("kernel", () => kernelDir),
-            ("vm", () => vmDir),
-            ("fs", () => fsDir),
-        ]);
+        return Parent("sys", ("kernel", kernelDir), ("vm", vmDir), ("fs", fsDir),
+            ("net", Parent("sys/net", ("core", netCoreDir), ("ipv4", netIpv4Dir))));
     }
 
     private string MemInfo()

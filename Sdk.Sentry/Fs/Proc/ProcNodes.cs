@@ -66,25 +66,38 @@ internal sealed class ProcDirectory(ProcFileSystem fileSystem, ulong ino, Func<I
     }
 }
 
-/// <summary>A read-only file whose contents are generated when it is opened (a consistent snapshot per open, as seq_file gives).</summary>
-internal sealed class ProcFile(ProcFileSystem fileSystem, ulong ino, Func<byte[]> generate, FileMode permissions = (FileMode)0x124, int uid = 0)
+/// <summary>
+/// A file whose contents are generated when it is opened (a consistent snapshot per open, as
+/// seq_file gives). With a <paramref name="write"/> handler it is writable: each write(2) is one
+/// value, handed over as text, as Linux's single-value proc files take them.
+/// </summary>
+internal sealed class ProcFile(ProcFileSystem fileSystem, ulong ino, Func<byte[]> generate, FileMode permissions = (FileMode)0x124, int uid = 0, Action<string>? write = null)
     : ProcNode(fileSystem, ino, FileMode.Regular | permissions, uid, uid)
 {
     public static Func<byte[]> Text(Func<string> text) => () => Encoding.UTF8.GetBytes(text());
 
+    private void Store(ReadOnlySpan<byte> value) => (write ?? throw ErrnoException.Of(Errno.EBADF))(Encoding.UTF8.GetString(value));
+
     public override IFileOperations Open(OpenFlags flags)
     {
-        if (flags.CanWrite())
+        if (flags.CanWrite() && write is null)
         {
             throw ErrnoException.Of(Errno.EACCES);
         }
 
-        return new Contents(this, generate());
+        return new Contents(this, flags.CanRead() ? generate() : []);
     }
 
     private sealed class Contents(ProcFile file, byte[] data) : IFileOperations
     {
         public IInode? Inode => file;
+
+        public long Write(ReadOnlySpan<byte> buffer, ref long offset, bool append)
+        {
+            file.Store(buffer);
+            offset += buffer.Length;
+            return buffer.Length;
+        }
 
         public long Read(Span<byte> buffer, ref long offset)
         {
