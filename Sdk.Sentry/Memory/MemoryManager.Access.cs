@@ -175,7 +175,15 @@ internal sealed unsafe partial class MemoryManager : IProcessMemory
     /// The Sentry's pointer to program address <paramref name="address"/> and how many bytes
     /// from there stay in the same populated area and VMA. Populates and breaks COW as needed.
     /// </summary>
-    private byte* Translate(ulong address, bool write, out ulong available)
+    private byte* Translate(ulong address, bool write, out ulong available) => Translate(address, write, force: false, out available);
+
+    /// <summary>
+    /// <see cref="Translate(ulong, bool, out ulong)"/>; with <paramref name="force"/> (Linux's
+    /// FOLL_FORCE, for /proc/PID/mem) an area's protection may be overridden where it could be
+    /// granted: reads of areas that may be readable, writes to private areas that may be writable
+    /// (a copy on write, never into the file).
+    /// </summary>
+    private byte* Translate(ulong address, bool write, bool force, out ulong available)
     {
         if (!vmas.TryFind(address, out var vma, out _))
         {
@@ -189,7 +197,19 @@ internal sealed unsafe partial class MemoryManager : IProcessMemory
         }
 
         var access = vma.Value.Access;
-        if (access == MemoryAccess.None || (write && (access & MemoryAccess.Write) == 0))
+        if (force)
+        {
+            bool allowed = write
+                ? (access & MemoryAccess.Write) != 0 || (!vma.Value.Shared && (vma.Value.MaxAccess & MemoryAccess.Write) != 0)
+                : (access & MemoryAccess.Read) != 0 || (vma.Value.MaxAccess & MemoryAccess.Read) != 0;
+
+            // A no-access area is never populated; forcing reaches only pages already there.
+            if (!allowed || (access == MemoryAccess.None && !pmas.TryFind(address, out _, out _)))
+            {
+                throw ErrnoException.Of(Errno.EFAULT);
+            }
+        }
+        else if (access == MemoryAccess.None || (write && (access & MemoryAccess.Write) == 0))
         {
             throw ErrnoException.Of(Errno.EFAULT);
         }

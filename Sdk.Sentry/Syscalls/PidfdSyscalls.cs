@@ -85,12 +85,7 @@ internal static class PidfdSyscalls
             return SyscallResult.Error(Errno.ESRCH);
         }
 
-        // PTRACE_MODE_ATTACH_REALCREDS: the same real ids on both sides and a dumpable target, or CAP_SYS_PTRACE.
-        var mine = t.Credentials;
-        var theirs = target.Credentials;
-        bool sameUser = mine.RealUid == theirs.RealUid && mine.RealUid == theirs.EffectiveUid && mine.RealUid == theirs.SavedUid &&
-                        mine.RealGid == theirs.RealGid && mine.RealGid == theirs.EffectiveGid && mine.RealGid == theirs.SavedGid;
-        if (!mine.HasCapability(19 /* CAP_SYS_PTRACE */) && (!sameUser || !group.Dumpable))
+        if (!PtraceAccess.MayAttach(t, group))
         {
             return SyscallResult.Error(Errno.EPERM);
         }

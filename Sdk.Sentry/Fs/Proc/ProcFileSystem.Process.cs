@@ -37,6 +37,7 @@ internal sealed partial class ProcFileSystem
             yield return ("mountinfo", () => File("mountinfo", () => MountInfo(Task())));
             yield return ("limits", () => File("limits", () => Limits(group)));
             yield return ("cgroup", () => File("cgroup", () => "0::/\n"));
+            yield return ("mem", () => new ProcMemFile(this, Ino(prefix + "/mem"), group, uid));
             yield return ("oom_score", () => File("oom_score", () => OomScore(group).ToString(CultureInfo.InvariantCulture) + "\n"));
             yield return ("oom_score_adj", () => new ProcFile(this, Ino(prefix + "/oom_score_adj"),
                 ProcFile.Text(() => group.OomScoreAdj.ToString(CultureInfo.InvariantCulture) + "\n"), (AppKernel.Vfs.FileMode)0x1A4, uid,
