@@ -915,13 +915,8 @@ internal static class SocketSyscalls
             {
                 // tcp_recv_urg: the urgent byte, never waiting.
                 Span<byte> one = stackalloc byte[1];
-                long length = 0;
-                foreach (var v in iov)
-                {
-                    length += (long)v.Length;
-                }
-
-                long got = tcp.ReceiveUrgent(one[..(int)Math.Min(length, 1)], flags, out messageFlags);
+                bool room = iov.Any(v => v.Length > 0);
+                long got = tcp.ReceiveUrgent(one[..(room ? 1 : 0)], flags, out messageFlags);
                 if ((flags & MSG_TRUNC) == 0)
                 {
                     Scatter(t, iov, 0, one[..(int)got]);
