@@ -269,7 +269,12 @@ internal sealed class DatagramSocket : PeerSocket<DatagramSocket>
             }
 
             sender = message.Sender;
-            if (!peek)
+            if (peek)
+            {
+                // unix_dgram_recvmsg: a peek gets the credentials and its own copies of the files.
+                control = message.Control?.PeekCopy();
+            }
+            else
             {
                 queue.Dequeue();
                 queued -= message.Length;

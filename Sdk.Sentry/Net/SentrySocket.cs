@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using AppKernel.Networking;
 using AppKernel.Sentry.Kernel;
+using AppKernel.Sentry.Vfs;
 using AppKernel.Syscalls;
 using AppKernel.Vfs;
 using static AppKernel.Sentry.Net.SocketConstants;
@@ -55,6 +56,15 @@ internal abstract class SentrySocket : IKernelSocket
 
     /// <summary>The bound address as the family writes it (null when unbound).</summary>
     public byte[]? LocalAddress { get; set; }
+
+    /// <summary>The open file description holding this socket (set when installed): its owner gets SIGURG.</summary>
+    public FileDescription? Description { get; set; }
+
+    /// <summary>SO_OOBINLINE: urgent bytes stay in the stream.</summary>
+    protected bool OobInline => Plain(SOL_SOCKET, SO_OOBINLINE) != 0;
+
+    /// <summary>SIOCATMARK: whether the next byte to read is at the urgent mark (only TCP has one).</summary>
+    public virtual bool AtUrgentMark => false;
 
     public bool ReuseAddress { get; set; }
 
@@ -195,8 +205,8 @@ internal abstract class SentrySocket : IKernelSocket
                 context.Memory.WriteValue(argument, OutputQueued);
                 return 0;
             case SIOCATMARK when Type == SOCK_STREAM:
-                // No urgent data on the Sentry's own sockets: never at the mark.
-                context.Memory.WriteValue(argument, 0);
+                // Whether the next byte to read is the one the urgent mark points at (TCP only).
+                context.Memory.WriteValue(argument, AtUrgentMark ? 1 : 0);
                 return 0;
             default:
                 return NetDevices.Ioctl(request, argument, context);

@@ -20,6 +20,13 @@ internal sealed class SocketControl
 
     public SocketCredentials Credentials { get; set; }
 
+    /// <summary>What MSG_PEEK receives: the credentials and a new reference to each file (scm_fp_dup), so the peeker gets fds of its own.</summary>
+    public SocketControl PeekCopy() => new()
+    {
+        Credentials = Credentials,
+        Files = Files is { } files ? [.. files.Select(f => f.AddReference())] : null,
+    };
+
     /// <summary>Drops the references of files no one received.</summary>
     public void Release()
     {

@@ -39,6 +39,22 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
     // A TCP listener's connectors waiting for room, in arrival order.
     private List<StreamSocket>? waitingConnectors;
 
+    // TCP urgent data, as tcp_sock's copied_seq, urg_seq and urg_data: the stream position of the
+    // next byte to read, the position of the byte the latest urgent mark points at, that byte, and
+    // whether it is pending or was read with MSG_OOB. The byte stays in the queue: a read skips it
+    // unless SO_OOBINLINE is on at the time, and reads never cross the mark.
+    private long readSeq;
+    private long urgentSeq;
+    private byte urgentByte;
+    private Urgent urgent;
+
+    private enum Urgent
+    {
+        None,
+        Pending,
+        Read,
+    }
+
     // TCP_INFO counters.
     private long bytesSent;
     private long bytesReceived;
@@ -53,6 +69,14 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
     private bool Records => Type == SOCK_SEQPACKET;
 
     private bool Tcp => Family != AF_UNIX;
+
+    /// <summary>Whether MSG_OOB carries urgent data here (TCP; Unix keeps Linux's pre-5.15 EOPNOTSUPP).</summary>
+    public bool CarriesUrgentData => Tcp;
+
+    public override bool AtUrgentMark => Locked(() => urgent != Urgent.None && urgentSeq == readSeq);
+
+    /// <summary>The next byte to read is an urgent byte a read would skip (tcp_poll's target++).</summary>
+    private bool UrgentAtHeadLocked => Tcp && urgent != Urgent.None && urgentSeq == readSeq && !OobInline;
 
     private int Capacity => Tcp ? Math.Max(ReceiveBufferSize, 2 << 20) : ReceiveBufferSize;
 
@@ -100,9 +124,14 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
                 ready |= PollEvents.In | PollEvents.ReadNormal | PollEvents.ReadHangUp;
             }
 
-            if (queued > 0 || (Records && queue.Count > 0))
+            if (queued > (UrgentAtHeadLocked ? 1 : 0) || (Records && queue.Count > 0))
             {
                 ready |= PollEvents.In | PollEvents.ReadNormal;
+            }
+
+            if (urgent == Urgent.Pending)
+            {
+                ready |= PollEvents.Priority;
             }
 
             bool writable = Tcp
@@ -433,6 +462,7 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
     {
         StreamSocket target;
         int n;
+        bool urgentSent = false;
         lock (Gate)
         {
             if (!address.IsEmpty && !Tcp)
@@ -507,6 +537,14 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
                 n = Math.Min(room, data.Length);
             }
 
+            if (Tcp && (flags & MSG_OOB) != 0)
+            {
+                // tcp_push with MSG_OOB: the urgent pointer follows the last byte sent, so that
+                // byte is the urgent one; the receiver's tcp_check_urg takes the newer mark.
+                target.MarkUrgentLocked(target.readSeq + target.queued + n - 1, data[n - 1]);
+                urgentSent = true;
+            }
+
             target.queue.Enqueue(new SocketMessage(data[..n].ToArray(), null, control));
             target.queued += n;
             bytesSent += n;
@@ -515,8 +553,85 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
             target.segmentsIn++;
         }
 
+        if (urgentSent)
+        {
+            // sk_send_sigurg: the receiving file's owner hears of the new mark.
+            if (target.Description?.SignalOwner is { } owner && Kernel.KernelTask.Current?.Kernel is { } kernel)
+            {
+                owner.SendUrgent(kernel);
+            }
+
+            target.Notify(PollEvents.In | PollEvents.ReadNormal | PollEvents.Priority);
+            return n;
+        }
+
         target.Notify(PollEvents.In | PollEvents.ReadNormal);
         return n;
+    }
+
+    /// <summary>
+    /// A new urgent mark at stream position <paramref name="seq"/> (gate held), as tcp_check_urg:
+    /// an older urgent byte still at the read point, not inline, leaves the stream; the older
+    /// mark is forgotten (its byte, if later in the stream, becomes ordinary data).
+    /// </summary>
+    private void MarkUrgentLocked(long seq, byte value)
+    {
+        if (urgent != Urgent.None && urgentSeq == readSeq && queued > 0 && !OobInline)
+        {
+            var head = queue.Peek();
+            head.Offset++;
+            if (head.Length == 0)
+            {
+                queue.Dequeue();
+            }
+
+            queued--;
+            readSeq++;
+        }
+
+        urgent = Urgent.Pending;
+        urgentSeq = seq;
+        urgentByte = value;
+    }
+
+    /// <summary>
+    /// recv(MSG_OOB) on TCP (tcp_recv_urg): the pending urgent byte (MSG_PEEK leaves it pending);
+    /// EINVAL with SO_OOBINLINE, with none pending or once it was read; ENOTCONN on a listener.
+    /// Never waits. A zero-length buffer takes it too, with MSG_TRUNC.
+    /// </summary>
+    public long ReceiveUrgent(Span<byte> data, int flags, out int messageFlags)
+    {
+        lock (Gate)
+        {
+            if (listening)
+            {
+                throw ErrnoException.Of(Errno.ENOTCONN);
+            }
+
+            if (OobInline || urgent != Urgent.Pending)
+            {
+                throw ErrnoException.Of(Errno.EINVAL);
+            }
+
+            if ((flags & MSG_PEEK) == 0)
+            {
+                urgent = Urgent.Read;
+            }
+
+            messageFlags = MSG_OOB;
+            if (data.IsEmpty)
+            {
+                messageFlags |= MSG_TRUNC;
+                return 0;
+            }
+
+            if ((flags & MSG_TRUNC) == 0)
+            {
+                data[0] = urgentByte;
+            }
+
+            return 1;
+        }
     }
 
     public override long ReceiveMessage(Span<byte> data, int flags, out byte[]? sender, out SocketControl? control, out int messageFlags)
@@ -563,7 +678,11 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
             }
 
             writer = peer;
-            if (Records)
+            if (Tcp)
+            {
+                copied = ReceiveTcpLocked(data, peek);
+            }
+            else if (Records)
             {
                 var message = queue.Peek();
                 int n = Math.Min(message.Length, data.Length);
@@ -578,6 +697,11 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
                     queue.Dequeue();
                     queued -= message.Length;
                     control = message.Control;
+                }
+                else
+                {
+                    // unix_dgram_recvmsg: a peek gets the credentials and its own copies of the files.
+                    control = message.Control?.PeekCopy();
                 }
 
                 copied = (flags & MSG_TRUNC) != 0 ? message.Length : n;
@@ -606,9 +730,10 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
                             control = segment.Control;
                             segment.Control = from is { } c ? new SocketControl { Credentials = c } : null;
                         }
-                        else if (from is { } c)
+                        else
                         {
-                            control = new SocketControl { Credentials = c };
+                            // unix_stream_read_generic: a peek gets its own copies of passed files.
+                            control = segment.Control?.PeekCopy();
                         }
                     }
 
@@ -642,6 +767,92 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
         if (!peek)
         {
             writer?.Notify(PollEvents.Out | PollEvents.WriteNormal);
+        }
+
+        return copied;
+    }
+
+    /// <summary>
+    /// A TCP read (tcp_recvmsg, gate held): it stops before the urgent mark once it has data, and at
+    /// the mark skips the urgent byte unless SO_OOBINLINE (a read that only skips it still consumes
+    /// it, then waits: EAGAIN, or 0 after the peer's FIN). A read past the mark forgets it.
+    /// </summary>
+    private int ReceiveTcpLocked(Span<byte> data, bool peek)
+    {
+        long position = readSeq;
+        int copied = 0;
+        int consumed = 0;
+        bool inline = OobInline;
+        foreach (var segment in queue)
+        {
+            int offset = segment.Offset;
+            int end = segment.Data.Length;
+            while (offset < end)
+            {
+                if (copied == data.Length)
+                {
+                    goto done;
+                }
+
+                bool marked = urgent != Urgent.None;
+                if (marked && urgentSeq == position)
+                {
+                    if (copied > 0)
+                    {
+                        goto done;
+                    }
+
+                    if (!inline)
+                    {
+                        position++;
+                        offset++;
+                        consumed++;
+                        continue;
+                    }
+                }
+
+                int n = Math.Min(end - offset, data.Length - copied);
+                if (marked && urgentSeq > position && urgentSeq - position < n)
+                {
+                    n = (int)(urgentSeq - position);
+                }
+
+                segment.Data.AsSpan(offset, n).CopyTo(data[copied..]);
+                copied += n;
+                consumed += n;
+                offset += n;
+                position += n;
+            }
+        }
+
+    done:
+        if (!peek)
+        {
+            int left = consumed;
+            while (left > 0)
+            {
+                var segment = queue.Peek();
+                int n = Math.Min(segment.Length, left);
+                segment.Offset += n;
+                left -= n;
+                if (segment.Length == 0)
+                {
+                    queue.Dequeue();
+                }
+            }
+
+            queued -= consumed;
+            readSeq += consumed;
+            if (urgent != Urgent.None && readSeq > urgentSeq)
+            {
+                urgent = Urgent.None;
+            }
+        }
+
+        if (copied == 0 && !rcvShutdown)
+        {
+            // Only the urgent byte was there: it is gone, and the reader waits for more.
+            throw ErrnoException.Of(Errno.EAGAIN);
         }
 
         return copied;
@@ -730,7 +941,11 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
         other?.Notify(PollEvents.All);
     }
 
-    public override int InputQueued => Locked(() => Records ? (queue.Count > 0 ? queue.Peek().Length : 0) : queued);
+    /// <summary>SIOCINQ: a datagram's length, or the bytes queued (tcp_inq: only those before a pending urgent byte unless inline).</summary>
+    public override int InputQueued => Locked(() =>
+        Records ? (queue.Count > 0 ? queue.Peek().Length : 0)
+        : Tcp && urgent != Urgent.None && !OobInline && urgentSeq >= readSeq && urgentSeq < readSeq + queued ? (int)(urgentSeq - readSeq)
+        : queued);
 
     public override int OutputQueued => Locked(() => peer is null || peerGone ? 0 : peer.queued);
 

@@ -237,7 +237,7 @@ internal static class FileSyscalls
         return SyscallResult.Ok(newFd);
     }
 
-    [Syscall(72)]
+    [Syscall(72, SupportLevel.Partial, Note = "F_SETOWN/F_GETOWN/F_SETOWN_EX/F_GETOWN_EX keep the description's owner, which gets SIGURG for TCP urgent data; no SIGIO for O_ASYNC, F_SETSIG/F_GETSIG accepted and ignored; F_NOTIFY, leases and F_SETLEASE are EINVAL")]
     public static SyscallResult Fcntl(ISyscallContext c)
     {
         var t = c.Task();
@@ -294,9 +294,36 @@ internal static class FileSyscalls
                 return description.Operations is PipeEnd end ? SyscallResult.Ok(end.Pipe.Capacity) : SyscallResult.Error(Errno.EBADF);
             case LinuxConstants.F_SETPIPE_SZ:
                 return description.Operations is PipeEnd pipe ? SyscallResult.Ok(pipe.Pipe.Resize((int)Math.Min(a.A2, int.MaxValue))) : SyscallResult.Error(Errno.EBADF);
-            case LinuxConstants.F_GETOWN or LinuxConstants.F_GETSIG:
+            case LinuxConstants.F_GETOWN:
+                return SyscallResult.Ok(FileSignalOwner.GetOwn(t, description.SignalOwner));
+            case LinuxConstants.F_SETOWN:
+                description.SignalOwner = FileSignalOwner.FromSetOwn(t, (int)a.A2);
                 return SyscallResult.Zero;
-            case LinuxConstants.F_SETOWN or LinuxConstants.F_SETSIG:
+            case LinuxConstants.F_GETOWN_EX:
+            {
+                // struct f_owner_ex { int type; pid_t pid; }: with no owner, type F_OWNER_TID and pid 0.
+                var owner = description.SignalOwner;
+                Span<int> ex = [(int)(owner?.Kind ?? SignalOwnerKind.Thread), owner is not null && owner.Alive(t.Kernel) ? owner.Id : 0];
+                t.Mm.Write(a.A2, System.Runtime.InteropServices.MemoryMarshal.AsBytes(ex));
+                return SyscallResult.Zero;
+            }
+
+            case LinuxConstants.F_SETOWN_EX:
+            {
+                Span<int> ex = stackalloc int[2];
+                t.Mm.Read(a.A2, System.Runtime.InteropServices.MemoryMarshal.AsBytes(ex));
+                if ((uint)ex[0] > (uint)SignalOwnerKind.ProcessGroup)
+                {
+                    return SyscallResult.Error(Errno.EINVAL);
+                }
+
+                description.SignalOwner = FileSignalOwner.Make(t, (SignalOwnerKind)ex[0], ex[1]);
+                return SyscallResult.Zero;
+            }
+
+            case LinuxConstants.F_GETSIG:
+                return SyscallResult.Zero;
+            case LinuxConstants.F_SETSIG:
                 return SyscallResult.Zero;
             case LinuxConstants.F_GETLK or LinuxConstants.F_SETLK or LinuxConstants.F_SETLKW
                 or LinuxConstants.F_OFD_GETLK or LinuxConstants.F_OFD_SETLK or LinuxConstants.F_OFD_SETLKW:
@@ -308,7 +335,7 @@ internal static class FileSyscalls
         }
     }
 
-    [Syscall(16, SupportLevel.Partial, Note = "generic FIOCLEX/FIONCLEX/FIONBIO/FIOASYNC/FIONREAD; terminals and devices answer their own requests; sockets FIONREAD/SIOCINQ/SIOCOUTQ and SIOCGIFCONF/FLAGS/ADDR/NETMASK/INDEX/NAME/MTU/HWADDR for lo; others give ENOTTY")]
+    [Syscall(16, SupportLevel.Partial, Note = "generic FIOCLEX/FIONCLEX/FIONBIO/FIOASYNC/FIONREAD; terminals and devices answer their own requests; sockets FIONREAD/SIOCINQ/SIOCOUTQ/SIOCATMARK, FIOSETOWN/SIOCSPGRP/FIOGETOWN/SIOCGPGRP (the owner SIGURG goes to) and SIOCGIFCONF/FLAGS/ADDR/NETMASK/INDEX/NAME/MTU/HWADDR for lo; others give ENOTTY")]
     public static SyscallResult Ioctl(ISyscallContext c)
     {
         var t = c.Task();
@@ -343,6 +370,13 @@ internal static class FileSyscalls
                 return SyscallResult.Zero;
             }
 
+            case LinuxConstants.FIOSETOWN or LinuxConstants.SIOCSPGRP when description.Operations is AppKernel.Networking.ISocket:
+                // sock_ioctl: the socket file's owner, as F_SETOWN.
+                description.SignalOwner = FileSignalOwner.FromSetOwn(t, t.Mm.ReadValue<int>(a.A2));
+                return SyscallResult.Zero;
+            case LinuxConstants.FIOGETOWN or LinuxConstants.SIOCGPGRP when description.Operations is AppKernel.Networking.ISocket:
+                t.Mm.WriteValue(a.A2, FileSignalOwner.GetOwn(t, description.SignalOwner));
+                return SyscallResult.Zero;
             case LinuxConstants.FIONREAD when description.Operations.Inode?.GetAttributes().Mode.IsRegular() == true:
             {
                 long size = description.Operations.Inode.GetAttributes().Size;

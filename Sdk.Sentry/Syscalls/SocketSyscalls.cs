@@ -114,6 +114,11 @@ internal static class SocketSyscalls
         ulong id = socket.Inode?.GetAttributes().Ino ?? 0;
         var status = OpenFlags.ReadWrite | ((flags & SOCK_NONBLOCK) != 0 ? OpenFlags.NonBlocking : 0);
         var description = new FileDescription(socket, null, status, $"socket:[{id}]");
+        if (socket is SentrySocket own)
+        {
+            own.Description = description;
+        }
+
         return AnonymousFiles.Install(t, description, (flags & SOCK_CLOEXEC) != 0);
     }
 
@@ -309,7 +314,7 @@ internal static class SocketSyscalls
         return SyscallResult.Zero;
     }
 
-    [Syscall(54, SupportLevel.Partial, Note = "SOL_SOCKET options (SO_REUSEADDR/REUSEPORT/KEEPALIVE/RCVBUF/SNDBUF/RCVTIMEO/SNDTIMEO/LINGER/PASSCRED and the read-only ones), TCP_NODELAY and TCP keepalive knobs, IPV6_V6ONLY, IP_TOS/IP_TTL; others ENOPROTOOPT")]
+    [Syscall(54, SupportLevel.Partial, Note = "SOL_SOCKET options (SO_REUSEADDR/REUSEPORT/KEEPALIVE/RCVBUF/SNDBUF/RCVTIMEO/SNDTIMEO/LINGER/PASSCRED and the read-only ones), SO_OOBINLINE, TCP_NODELAY and TCP keepalive knobs, IPV6_V6ONLY, IP_TOS/IP_TTL; others ENOPROTOOPT")]
     public static SyscallResult Setsockopt(ISyscallContext c)
     {
         var t = c.Task();
@@ -387,7 +392,7 @@ internal static class SocketSyscalls
         return SyscallResult.Ok(n);
     }
 
-    [Syscall(46, SupportLevel.Partial, Note = "SCM_RIGHTS and SCM_CREDENTIALS on Unix sockets; other SOL_SOCKET control messages EINVAL, other levels ignored; MSG_OOB is EOPNOTSUPP except on host sockets (network mode host)")]
+    [Syscall(46, SupportLevel.Partial, Note = "SCM_RIGHTS and SCM_CREDENTIALS on Unix sockets; other SOL_SOCKET control messages EINVAL, other levels ignored; MSG_OOB sends urgent data on TCP (its last byte is the urgent byte; SIGURG to the receiver's owner), EOPNOTSUPP on UDP and Unix sockets (Unix stream keeps Linux's pre-5.15 answer)")]
     public static SyscallResult Sendmsg(ISyscallContext c)
     {
         var t = c.Task();
@@ -396,7 +401,7 @@ internal static class SocketSyscalls
         return SyscallResult.Ok(SendMessage(t, file, socket, a.A1, (int)a.A2));
     }
 
-    [Syscall(47, SupportLevel.Partial, Note = "SCM_RIGHTS, SCM_CREDENTIALS (SO_PASSCRED), MSG_CTRUNC, MSG_CMSG_CLOEXEC; MSG_PEEK does not duplicate passed fds; MSG_OOB is EOPNOTSUPP/EINVAL except on host sockets; MSG_ERRQUEUE finds nothing")]
+    [Syscall(47, SupportLevel.Partial, Note = "SCM_RIGHTS, SCM_CREDENTIALS (SO_PASSCRED), MSG_CTRUNC, MSG_CMSG_CLOEXEC; MSG_PEEK installs new fds for passed files; MSG_OOB reads TCP's urgent byte (reads stop at the mark, SO_OOBINLINE keeps it in the stream), is ignored by UDP and EOPNOTSUPP on Unix sockets; MSG_ERRQUEUE finds nothing")]
     public static SyscallResult Recvmsg(ISyscallContext c)
     {
         var t = c.Task();
@@ -803,9 +808,9 @@ internal static class SocketSyscalls
 
     private static long Send(KernelTask t, FileDescription file, ISocket socket, LinuxIovec[] iov, byte[] address, int flags, ref SocketControl? control)
     {
-        if ((flags & MSG_OOB) != 0 && socket is not HostSocket)
+        if ((flags & MSG_OOB) != 0 && socket is not HostSocket && socket is not StreamSocket { CarriesUrgentData: true })
         {
-            // The Sentry's own sockets carry no urgent data (Partial); host sockets have the host's.
+            // Urgent data is TCP's (host sockets have the host's); UDP, Unix and netlink refuse it.
             throw ErrnoException.Of(Errno.EOPNOTSUPP);
         }
 
@@ -899,15 +904,32 @@ internal static class SocketSyscalls
         sender = null;
         control = null;
         messageFlags = 0;
-        if ((flags & MSG_OOB) != 0 && socket is not HostSocket)
-        {
-            // No urgent data is ever pending on the Sentry's own TCP: tcp_recv_urg's EINVAL.
-            throw ErrnoException.Of(socket.Family == AF_UNIX ? Errno.EOPNOTSUPP : Errno.EINVAL);
-        }
-
         if ((flags & MSG_ERRQUEUE) != 0)
         {
             throw ErrnoException.Of(socket.Family == AF_UNIX ? Errno.EOPNOTSUPP : Errno.EAGAIN);
+        }
+
+        if ((flags & MSG_OOB) != 0 && socket is not HostSocket)
+        {
+            if (socket is StreamSocket { CarriesUrgentData: true } tcp)
+            {
+                // tcp_recv_urg: the urgent byte, never waiting.
+                Span<byte> one = stackalloc byte[1];
+                bool room = iov.Any(v => v.Length > 0);
+                long got = tcp.ReceiveUrgent(one[..(room ? 1 : 0)], flags, out messageFlags);
+                if ((flags & MSG_TRUNC) == 0)
+                {
+                    Scatter(t, iov, 0, one[..(int)got]);
+                }
+
+                return got;
+            }
+
+            if (socket is not DatagramSocket || socket.Family == AF_UNIX)
+            {
+                // Unix and netlink refuse MSG_OOB; UDP ignores it.
+                throw ErrnoException.Of(Errno.EOPNOTSUPP);
+            }
         }
 
         long total = 0;
@@ -957,7 +979,7 @@ internal static class SocketSyscalls
 
                 Scatter(t, iov, done, buffer.AsSpan(0, (int)Math.Min(n, want)));
                 done += n;
-                if (!waitAll || n == 0 || done >= total || control?.Files is not null)
+                if (!waitAll || n == 0 || done >= total || control?.Files is not null || socket is SentrySocket { AtUrgentMark: true })
                 {
                     return done;
                 }

@@ -45,6 +45,9 @@ internal sealed class FileDescription : IMappingOwner
     /// <summary>Set once the description holds flock or OFD locks: they go with its last reference.</summary>
     public FileLockTable? LockTable { get; set; }
 
+    /// <summary>The owner F_SETOWN/F_SETOWN_EX (or a socket's FIOSETOWN/SIOCSPGRP) set: SIGURG's target; null when none.</summary>
+    public FileSignalOwner? SignalOwner { get; set; }
+
     public bool CanRead => Flags.CanRead();
 
     public bool CanWrite => Flags.CanWrite();

@@ -12,6 +12,7 @@ public sealed class FixtureTests
             "sigpipe", "altstack", "mutexes", "poll", "polledge", "epoll", "eventfd", "timerfd", "signalfd",
             "itimer", "posixtimer", "sigwait", "pidfd", "pidfdwait", "cputime", "creds", "sched", "pty", "ptytime", "miscsys",
             "locks", "fallocate", "splice", "openat2", "inotify", "memfd", "smaps", "fdreopen", "oomadj", "procmem", "unixsock", "scmrights", "tcploop", "udploop", "netdev", "tcpedge",
+            "tcpoob",
         ];
         foreach (var platform in Sandboxes.Platforms)
         {
