@@ -533,6 +533,13 @@ internal static class FileSyscalls
             return SyscallResult.Error(description.IsPathOnly ? Errno.EBADF : Errno.ENOTDIR);
         }
 
+        // A directory removed while open lists nothing, not even "." and "..": Linux's
+        // iterate_dir refuses a dead directory (the C library reads that as the end).
+        if (directory.Path.Dentry.Deleted)
+        {
+            return SyscallResult.Error(Errno.ENOENT);
+        }
+
         int capacity = (int)Math.Min(a.A2, 1 << 20);
         var buffer = new byte[capacity];
         int used = 0;
