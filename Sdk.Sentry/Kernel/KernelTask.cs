@@ -46,6 +46,9 @@ internal sealed partial class KernelTask : ISyscallContext, ITaskInfo, IEventLis
     /// <summary>The thread id; a thread that execs in a multithreaded process takes over the leader's.</summary>
     public int Tid { get; set; }
 
+    /// <summary>When the task was created, on the kernel's monotonic clock (/proc/PID/task/TID/stat's start time).</summary>
+    public long StartTime { get; } = AppKernel.Sentry.Kernel.Kernel.Now;
+
     public CpuState Cpu { get; }
 
     /// <summary>

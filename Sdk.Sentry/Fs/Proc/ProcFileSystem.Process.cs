@@ -27,9 +27,9 @@ internal sealed partial class ProcFileSystem
             yield return ("environ", () => Bytes("environ", () => MemoryRange(group, m => (m.EnvStart, m.EnvEnd)), (AppKernel.Vfs.FileMode)0x100));
             yield return ("auxv", () => Bytes("auxv", () => Auxv(group), (AppKernel.Vfs.FileMode)0x100));
             yield return ("comm", () => File("comm", () => Task().Name + "\n"));
-            yield return ("stat", () => File("stat", () => ProcessStat(group, Task())));
+            yield return ("stat", () => File("stat", () => ProcessStat(group, Task(), threadView: thread is not null)));
             yield return ("statm", () => File("statm", () => Statm(group)));
-            yield return ("status", () => File("status", () => Status(group, Task())));
+            yield return ("status", () => File("status", () => Status(group, Task(), threadView: thread is not null)));
             yield return ("maps", () => File("maps", () => Maps(group)));
             yield return ("smaps", () => File("smaps", () => Smaps(group)));
             yield return ("smaps_rollup", () => File("smaps_rollup", () => SmapsRollup(group)));
@@ -278,12 +278,17 @@ internal sealed partial class ProcFileSystem
             $"{sizes.Total / page} {resident.Rss / page} {(resident.RssFile + resident.RssShmem) / page} {sizes.Exe / page} 0 {(sizes.Data + sizes.Stack) / page} 0\n");
     }
 
-    private string ProcessStat(ThreadGroup group, KernelTask task)
+    // Times are in clock ticks (USER_HZ): the process's and its reaped children's CPU, or one
+    // thread's own in /proc/PID/task/TID/stat; the start time counts from the sandbox's boot.
+    private string ProcessStat(ThreadGroup group, KernelTask task, bool threadView)
     {
         ulong vsize = group.Memory?.MappedBytes ?? 0;
         ulong rss = (group.Memory?.PopulatedBytes ?? 0) / 4096;
-        long start = (Kernel.Kernel.Now - kernel.BootTime) / 10_000_000;
-        char state = group.Exiting ? 'Z' : 'S';
+        const long tick = 1_000_000_000 / TimerConstants.UserHz;
+        long start = ((threadView ? task.StartTime : group.StartTime) - kernel.BootTime) / tick;
+        var cpu = threadView ? task.CpuTime : group.Timers.CpuTime;
+        var children = threadView ? default : group.Timers.ChildrenCpuTime;
+        char state = State(group, task, threadView);
         var terminal = group.ControllingTerminal;
         int ttyIndex = terminal?.Index ?? 0;
         int ttyNumber = terminal is null ? 0 : (ttyIndex & 0xff) | (136 << 8) | ((ttyIndex & ~0xff) << 12);
@@ -291,10 +296,15 @@ internal sealed partial class ProcFileSystem
         // The kernel's view: 20 + nice for the fair classes, -1 - rt_priority for real-time ones.
         int priority = task.Scheduling.IsRealTime ? -1 - task.Scheduling.Priority : 20 + task.Scheduling.Nice;
         return string.Create(CultureInfo.InvariantCulture,
-            $"{task.Tid} ({task.Name}) {state} {group.Parent?.Pid ?? 0} {group.ProcessGroup} {group.Session} {ttyNumber} {foreground} 4194560 0 0 0 0 0 0 0 0 {priority} {task.Scheduling.Nice} {group.Tasks.Length} 0 {start} {vsize} {rss} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 {task.Scheduling.Priority} {task.Scheduling.Policy} 0 0 0 0 0 0 0 0 0 0 0\n");
+            $"{task.Tid} ({task.Name}) {state} {group.Parent?.Pid ?? 0} {group.ProcessGroup} {group.Session} {ttyNumber} {foreground} 4194560 0 0 0 0 {cpu.User / tick} {cpu.System / tick} {children.User / tick} {children.System / tick} {priority} {task.Scheduling.Nice} {group.Tasks.Length} 0 {start} {vsize} {rss} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 {task.Scheduling.Priority} {task.Scheduling.Policy} 0 0 0 0 0 0 0 0 0 0 0\n");
     }
 
-    private static string Status(ThreadGroup group, KernelTask task)
+    // Running for the reader itself (it is on a CPU as it reads), sleeping otherwise: the Sentry
+    // does not track which of the other threads is on a CPU at this instant.
+    private static char State(ThreadGroup group, KernelTask task, bool threadView) =>
+        group.Exiting ? 'Z' : ReferenceEquals(task, KernelTask.Current) || (!threadView && ReferenceEquals(KernelTask.Current?.Group, group)) ? 'R' : 'S';
+
+    private static string Status(ThreadGroup group, KernelTask task, bool threadView)
     {
         var creds = task.Credentials;
         var mm = group.Memory;
@@ -315,7 +325,7 @@ internal sealed partial class ProcFileSystem
         var b = new StringBuilder();
         b.Append(CultureInfo.InvariantCulture, $"Name:\t{task.Name}\n");
         b.Append(CultureInfo.InvariantCulture, $"Umask:\t{Convert.ToString(task.Fs?.Umask ?? 0, 8).PadLeft(4, '0')}\n");
-        b.Append(CultureInfo.InvariantCulture, $"State:\t{(group.Exiting ? "Z (zombie)" : "S (sleeping)")}\n");
+        b.Append(CultureInfo.InvariantCulture, $"State:\t{State(group, task, threadView) switch { 'Z' => "Z (zombie)", 'R' => "R (running)", _ => "S (sleeping)" }}\n");
         b.Append(CultureInfo.InvariantCulture, $"Tgid:\t{group.Pid}\nNgid:\t0\nPid:\t{task.Tid}\nPPid:\t{group.Parent?.Pid ?? 0}\nTracerPid:\t0\n");
         b.Append(CultureInfo.InvariantCulture, $"Uid:\t{creds.RealUid}\t{creds.EffectiveUid}\t{creds.SavedUid}\t{creds.FsUid}\n");
         b.Append(CultureInfo.InvariantCulture, $"Gid:\t{creds.RealGid}\t{creds.EffectiveGid}\t{creds.SavedGid}\t{creds.FsGid}\n");
