@@ -9,10 +9,12 @@ namespace AppKernel.Sentry.Net;
 /// <summary>
 /// A minimal NETLINK_ROUTE socket (rtnetlink(7)): RTM_GETLINK and RTM_GETADDR dumps describe the
 /// sandbox's one device, <c>lo</c> with 127.0.0.1/8 and ::1/128, so getifaddrs and if_nameindex
-/// work. Other requests are answered with an NLMSG_ERROR of EOPNOTSUPP; nothing is ever changed.
+/// work; RTM_GETROUTE and RTM_GETNEIGH answer as a network namespace with only <c>lo</c> up does
+/// (NetlinkRouteSocket.Routes.cs). Other requests are answered with an NLMSG_ERROR of EOPNOTSUPP;
+/// nothing is ever changed.
 /// Replies come from the kernel's address (port id 0), one datagram per dump plus NLMSG_DONE.
 /// </summary>
-internal sealed class NetlinkRouteSocket : SentrySocket
+internal sealed partial class NetlinkRouteSocket : SentrySocket
 {
     private const ushort NLMSG_ERROR = 2, NLMSG_DONE = 3;
     private const ushort RTM_NEWLINK = 16, RTM_GETLINK = 18, RTM_NEWADDR = 20, RTM_GETADDR = 22;
@@ -178,10 +180,26 @@ internal sealed class NetlinkRouteSocket : SentrySocket
             return;
         }
 
+        if (type is RTM_GETROUTE or RTM_GETNEIGH && AnswerRoutes(request, type, dump, sequence) is { } routeError)
+        {
+            if (routeError == 0)
+            {
+                return;
+            }
+
+            ReplyError(request, sequence, routeError);
+            return;
+        }
+
         // Everything else: an error reply carrying the request's header (and an ack of 0 is never due).
+        ReplyError(request, sequence, Errno.EOPNOTSUPP);
+    }
+
+    private void ReplyError(ReadOnlySpan<byte> request, uint sequence, Errno errno)
+    {
         var error = new List<byte>(Header(NLMSG_ERROR, 0, sequence, 4 + HeaderSize));
         var code = new byte[4];
-        BinaryPrimitives.WriteInt32LittleEndian(code, -(int)Errno.EOPNOTSUPP);
+        BinaryPrimitives.WriteInt32LittleEndian(code, -(int)errno);
         error.AddRange(code);
         error.AddRange(request[..HeaderSize].ToArray());
         replies.Enqueue([.. error]);
