@@ -16,7 +16,7 @@ namespace AppKernel.Sentry.Memory;
 /// populated in <see cref="FaultChunk"/> pieces on first touch. Anonymous memory is a sparse
 /// range of the memory file, so populating costs address space, not host memory.
 /// </remarks>
-internal sealed unsafe partial class MemoryManager : IDisposable
+internal sealed unsafe partial class MemoryManager : IDisposable, IMappingSpace
 {
     public const ulong PageSize = 4096;
     public const ulong PageMask = PageSize - 1;
@@ -39,7 +39,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
     private readonly object gate = new();
     private readonly MemoryFile file;
-    private readonly RangeMap<Vma> vmas = new((v, d) => v.SliceFrom(d));
+    private readonly RangeMap<Vma> vmas;
     private readonly RangeMap<Pma> pmas = new((p, d) => p.SliceFrom(d));
     private ulong peakPopulated;
     private IAddressSpace addressSpace;
@@ -49,6 +49,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     {
         this.file = file;
         this.addressSpace = addressSpace;
+        vmas = new((v, d) => Attached(v.SliceFrom(d)));
         MaxAddress = maxAddress & ~PageMask;
         MmapBase = MaxAddress;
     }
@@ -103,6 +104,34 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
     private ulong MapLocked(MmapRequest r)
     {
+        // A file sealed against writes refuses new writable shared mappings (EPERM), decided before
+        // anything is replaced; the piece attached here is the new VMA's.
+        bool attached = false;
+        if (r.Mappable?.Mappings is { } mappings)
+        {
+            if (!mappings.TryAttach(this, r.Shared && (r.MaxAccess & MemoryAccess.Write) != 0))
+            {
+                throw ErrnoException.Of(Errno.EPERM);
+            }
+
+            attached = true;
+        }
+
+        try
+        {
+            return MapAttachedLocked(r, ref attached);
+        }
+        finally
+        {
+            if (attached)
+            {
+                r.Mappable!.Mappings!.Detach(this, r.Shared && (r.MaxAccess & MemoryAccess.Write) != 0);
+            }
+        }
+    }
+
+    private ulong MapAttachedLocked(MmapRequest r, ref bool attached)
+    {
         ulong length = r.Length;
         ulong address;
         Replaced? replaced = null;
@@ -136,7 +165,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
         try
         {
-            InsertAndPopulate(r, address, length);
+            InsertAndPopulate(r, address, length, ref attached);
         }
         finally
         {
@@ -149,7 +178,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         return address;
     }
 
-    private void InsertAndPopulate(MmapRequest r, ulong address, ulong length)
+    private void InsertAndPopulate(MmapRequest r, ulong address, ulong length, ref bool attached)
     {
         var vma = new Vma
         {
@@ -166,6 +195,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         };
         vma.Owner?.AddMappingReference();
         vmas.Insert(address, address + length, vma);
+        attached = false; // the VMA holds the piece now
         MergeAround(address, address + length);
         if (r.Access != MemoryAccess.None && (r.Populate || length <= EagerPopulateLimit))
         {
@@ -235,7 +265,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
         foreach (var v in replaced.Vmas)
         {
-            v.Value.Owner?.DropMappingReference();
+            Release(v.Value);
         }
     }
 
@@ -269,7 +299,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
         foreach (var v in vmas.Remove(address, end))
         {
-            v.Value.Owner?.DropMappingReference();
+            Release(v.Value);
         }
     }
 
@@ -757,7 +787,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
                     file.DecRef(pages[i], (long)PageSize);
                 }
 
-                pmas.Insert(start, end, new Pma(copy, Cow: false));
+                pmas.Insert(start, end, new Pma(copy, Cow: false, Copied: true));
                 addressSpace.Map(start, length, copy, vma.Access);
                 return;
             }
@@ -800,7 +830,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
             offset = copy;
         }
 
-        var owned = new Pma(offset, Cow: false);
+        var owned = new Pma(offset, Cow: false, Copied: vma.Mappable is not null);
         pmas.SetValue(index, owned);
         addressSpace.Map(page, PageSize, offset, vma.Access);
     }
@@ -821,6 +851,85 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         }
     }
 
+    /// <summary>A VMA piece that is new to the map (a split, a fork's copy): it maps its file once more.</summary>
+    private Vma Attached(Vma vma)
+    {
+        vma.Mappable?.Mappings?.Attach(this, IsWritableShared(vma));
+        return vma;
+    }
+
+    /// <summary>A VMA piece leaves the map: its file reference and its place among the file's mappings go.</summary>
+    private void Release(Vma vma)
+    {
+        vma.Owner?.DropMappingReference();
+        vma.Mappable?.Mappings?.Detach(this, IsWritableShared(vma));
+    }
+
+    /// <summary>Linux's VM_SHARED with VM_MAYWRITE: what F_SEAL_WRITE waits out (EBUSY).</summary>
+    private static bool IsWritableShared(Vma vma) => vma.Shared && (vma.MaxAccess & MemoryAccess.Write) != 0;
+
+    /// <inheritdoc/>
+    public void DropFilePages(IMappable mappable, long fileOffset, long length, bool privateCopiesToo)
+    {
+        lock (gate)
+        {
+            if (disposed)
+            {
+                return;
+            }
+
+            long fileEnd = fileOffset > long.MaxValue - length ? long.MaxValue : fileOffset + length;
+            List<(ulong Start, ulong End)>? ranges = null;
+            foreach (var v in vmas.All)
+            {
+                var vma = v.Value;
+                if (!ReferenceEquals(vma.Mappable, mappable))
+                {
+                    continue;
+                }
+
+                long vmaEnd = vma.FileOffset + (long)v.Length;
+                long s = Math.Max(vma.FileOffset, fileOffset);
+                long e = Math.Min(vmaEnd, fileEnd);
+                if (s >= e)
+                {
+                    continue;
+                }
+
+                ulong start = v.Start + (ulong)(s - vma.FileOffset);
+                ulong end = start + (ulong)(e - s);
+                foreach (var p in pmas.Overlapping(start, end))
+                {
+                    if (p.Value.Copied && !vma.Shared && !privateCopiesToo)
+                    {
+                        continue;
+                    }
+
+                    ulong from = Math.Max(p.Start, start), to = Math.Min(p.End, end);
+                    ranges ??= [];
+                    if (ranges.Count > 0 && ranges[^1].End == from)
+                    {
+                        ranges[^1] = (ranges[^1].Start, to);
+                    }
+                    else
+                    {
+                        ranges.Add((from, to));
+                    }
+                }
+            }
+
+            if (ranges is null)
+            {
+                return;
+            }
+
+            foreach (var (start, end) in ranges)
+            {
+                DropPopulated(start, end);
+            }
+        }
+    }
+
     private static MemoryAccess Effective(Vma vma, Pma pma) =>
         pma.Cow ? vma.Access & ~MemoryAccess.Write : vma.Access;
 
@@ -833,7 +942,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
                 return false;
             }
 
-            b.Value.Owner?.DropMappingReference();
+            Release(b.Value);
             return true;
         });
     }
@@ -992,7 +1101,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
             foreach (var v in vmas.All)
             {
-                v.Value.Owner?.DropMappingReference();
+                Release(v.Value);
             }
 
             pmas.Clear();

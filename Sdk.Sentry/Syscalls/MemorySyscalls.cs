@@ -102,7 +102,7 @@ internal static class MemorySyscalls
                 return SyscallResult.Error(Errno.EACCES);
             }
 
-            MemfdSyscalls.CheckMapping(file, request.Shared && (prot & PROT_WRITE) != 0);
+            bool mayWrite = MemfdSyscalls.CheckMapping(file, request.Shared, (prot & PROT_WRITE) != 0);
             var inode = file.Operations.Inode;
             var attributes = inode?.GetAttributes() ?? default;
             bool devZero = attributes.Mode.Type() == AppKernel.Vfs.FileMode.CharDevice && Major(attributes.Rdev) == 1 && Minor(attributes.Rdev) == 5;
@@ -114,7 +114,7 @@ internal static class MemorySyscalls
                 request.Name = file.Name;
                 request.Device = file.Path?.Mount.Device ?? 0;
                 request.Inode = attributes.Ino;
-                if (request.Shared && !file.CanWrite)
+                if (request.Shared && (!file.CanWrite || !mayWrite))
                 {
                     request.MaxAccess = MemoryAccess.Read | MemoryAccess.Execute;
                 }
