@@ -518,7 +518,69 @@ internal sealed unsafe partial class MemoryManager : IDisposable, IMappingSpace
         }
     }
 
-    /// <summary>madvise for the advice values that change memory (DONTNEED, FREE, REMOVE, POPULATE_*); others are accepted.</summary>
+    /// <summary>
+    /// The first half of madvise(MADV_REMOVE): shared anonymous memory in the range is dropped here; for
+    /// each shared file mapping, the file range behind it is returned, with a mapping reference on
+    /// its owner, for the caller to punch (FALLOC_FL_PUNCH_HOLE) once this lock is released, as
+    /// Linux's madvise_remove does through vfs_fallocate (the file then drops its pages from every
+    /// mapping). EINVAL for private anonymous memory, EACCES for a file mapping that is not shared and
+    /// writable-capable (VM_SHARED|VM_MAYWRITE); <paramref name="fullyMapped"/> is false when part of
+    /// the range is unmapped (ENOMEM after the rest is done).
+    /// </summary>
+    public List<(IMappingOwner Owner, long Offset, long Length)> PrepareRemove(ulong address, ulong length, out bool fullyMapped)
+    {
+        lock (gate)
+        {
+            ulong end = address + length;
+            fullyMapped = vmas.Covers(address, end);
+            var holes = new List<(IMappingOwner, long, long)>();
+            try
+            {
+                foreach (var v in vmas.Overlapping(address, end).ToArray())
+                {
+                    ulong s = Math.Max(v.Start, address);
+                    ulong e = Math.Min(v.End, end);
+                    var vma = v.Value;
+                    if (vma.Mappable is null)
+                    {
+                        if (!vma.Shared)
+                        {
+                            throw ErrnoException.Of(Errno.EINVAL);
+                        }
+
+                        DropPopulated(s, e);
+                        if (e - s <= EagerPopulateLimit && vma.Access != MemoryAccess.None)
+                        {
+                            PopulateLocked(s, e);
+                        }
+
+                        continue;
+                    }
+
+                    if (!IsWritableShared(vma) || vma.Owner is null)
+                    {
+                        throw ErrnoException.Of(Errno.EACCES);
+                    }
+
+                    vma.Owner.AddMappingReference();
+                    holes.Add((vma.Owner, vma.FileOffset + (long)(s - v.Start), (long)(e - s)));
+                }
+            }
+            catch
+            {
+                foreach (var (owner, _, _) in holes)
+                {
+                    owner.DropMappingReference();
+                }
+
+                throw;
+            }
+
+            return holes;
+        }
+    }
+
+    /// <summary>madvise for the advice values that change memory (DONTNEED, FREE, POPULATE_*; REMOVE is <see cref="PrepareRemove"/>); others are accepted.</summary>
     public void Advise(ulong address, ulong length, int advice)
     {
         lock (gate)
@@ -527,16 +589,11 @@ internal sealed unsafe partial class MemoryManager : IDisposable, IMappingSpace
             bool fullyMapped = vmas.Covers(address, end);
             switch (advice)
             {
-                case LinuxConstants.MADV_DONTNEED or LinuxConstants.MADV_FREE or LinuxConstants.MADV_REMOVE:
+                case LinuxConstants.MADV_DONTNEED or LinuxConstants.MADV_FREE:
                     foreach (var v in vmas.Overlapping(address, end).ToArray())
                     {
                         ulong s = Math.Max(v.Start, address);
                         ulong e = Math.Min(v.End, end);
-                        if (advice == LinuxConstants.MADV_REMOVE && !v.Value.Shared)
-                        {
-                            throw ErrnoException.Of(Errno.EINVAL);
-                        }
-
                         DropPopulated(s, e);
                         if (e - s <= EagerPopulateLimit && v.Value.Access != MemoryAccess.None)
                         {
