@@ -32,4 +32,12 @@ public interface IMappable
     void PagesWritten(long fileOffset, long length)
     {
     }
+
+    /// <summary>
+    /// The address spaces that map this file, or null when the file does not track them (its
+    /// pages then never leave a mapping before it is unmapped). A file that shrinks, or frees
+    /// pages another way, calls <see cref="MappingSet.DropPages"/> so that no mapping keeps
+    /// pages the file no longer holds, as Linux's truncation unmaps them.
+    /// </summary>
+    MappingSet? Mappings => null;
 }

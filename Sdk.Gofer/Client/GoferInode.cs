@@ -188,8 +188,10 @@ public sealed class GoferInode : IInode
 
             lock (writeGate)
             {
+                var cache = Volatile.Read(ref pageCache);
+                long before = cache is { IsEmpty: false } ? writable.Stat().Size : -1;
                 writable.Truncate(update.Size);
-                Volatile.Read(ref pageCache)?.Truncated(update.Size);
+                cache?.Truncated(update.Size, before);
             }
 
             InvalidateAttributes();
@@ -197,6 +199,8 @@ public sealed class GoferInode : IInode
         }
 
         var mask = (WireSetAttr)(uint)update.Mask;
+        var mapped = (update.Mask & AttributeMask.Size) != 0 ? Volatile.Read(ref pageCache) : null;
+        long previous = mapped is { IsEmpty: false } ? GetHandle(read: true, write: false).Stat().Size : -1;
         int status = Connection.SetAttr(
             Node, mask, (uint)(update.Mode & FileMode.PermissionMask), update.Uid, update.Gid, update.Size,
             update.AccessTime, update.ModifyTime, out var fresh);
@@ -207,7 +211,7 @@ public sealed class GoferInode : IInode
 
         if ((update.Mask & AttributeMask.Size) != 0)
         {
-            Volatile.Read(ref pageCache)?.Truncated(update.Size);
+            Volatile.Read(ref pageCache)?.Truncated(update.Size, previous);
         }
 
         Refresh(fresh);

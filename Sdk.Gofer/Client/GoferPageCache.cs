@@ -26,6 +26,23 @@ internal sealed class GoferPageCache(GoferInode inode, IMemoryFile memoryFile) :
     private readonly int pageSize = memoryFile.PageSize;
     private volatile int count;
     private bool dropped;
+    private MappingSet? mappings;
+
+    /// <inheritdoc/>
+    public MappingSet Mappings
+    {
+        get
+        {
+            var set = Volatile.Read(ref mappings);
+            if (set is not null)
+            {
+                return set;
+            }
+
+            set = new MappingSet(this);
+            return Interlocked.CompareExchange(ref mappings, set, null) ?? set;
+        }
+    }
 
     /// <summary>True when no page is cached (read and write then skip the cache entirely).</summary>
     public bool IsEmpty => count == 0;
@@ -244,28 +261,50 @@ internal sealed class GoferPageCache(GoferInode inode, IMemoryFile memoryFile) :
         }
     }
 
-    /// <summary>The file was truncated to <paramref name="size"/>: cached bytes past it become zero (as they read after re-extension).</summary>
-    public void Truncated(long size)
+    /// <summary>
+    /// The file was truncated to <paramref name="size"/> from <paramref name="previousSize"/> (-1 when
+    /// not known): cached pages wholly past it leave the cache and the last page's bytes past it
+    /// become zero (on growth, those past the old end too: a mapping may have stored there, and the
+    /// host reads zeros); then every mapping drops the pages past the end (private copies too), as
+    /// Linux's truncate_pagecache does, so touching them is SIGBUS and a later growth reads the
+    /// host's zeros. Call with no lock an address space may wait for.
+    /// </summary>
+    public void Truncated(long size, long previousSize = -1)
     {
-        if (IsEmpty)
+        size = Math.Max(size, 0);
+        long zeroFrom = previousSize >= 0 ? Math.Min(size, previousSize) : size;
+        long firstDropped = size / pageSize + (size % pageSize != 0 ? 1 : 0);
+        if (!IsEmpty)
         {
-            return;
-        }
-
-        lock (gate)
-        {
-            foreach (var (page, memory) in pages)
+            lock (gate)
             {
-                long start = page * pageSize;
-                if (start + pageSize <= size)
+                var gone = new List<long>();
+                foreach (var (page, memory) in pages)
                 {
-                    continue;
+                    long start = page * pageSize;
+                    if (page >= firstDropped)
+                    {
+                        gone.Add(page);
+                    }
+                    else if (start + pageSize > zeroFrom)
+                    {
+                        int from = (int)Math.Max(0, zeroFrom - start);
+                        memoryFile.GetSpan(memory + from, pageSize - from).Clear();
+                    }
                 }
 
-                int from = (int)Math.Max(0, size - start);
-                memoryFile.GetSpan(memory + from, pageSize - from).Clear();
+                foreach (long page in gone)
+                {
+                    pages.Remove(page, out long memory);
+                    memoryFile.DecRef(memory, pageSize);
+                }
+
+                count = pages.Count;
             }
         }
+
+        long dropFrom = firstDropped * pageSize;
+        Volatile.Read(ref mappings)?.DropPages(dropFrom, long.MaxValue - dropFrom, privateCopiesToo: true);
     }
 
     /// <summary>Gives back the pages no mapping holds (only the cache's reference is left).</summary>

@@ -31,6 +31,8 @@ internal sealed partial class MemoryManager
     /// </summary>
     public MemoryManager Fork(IAddressSpace childSpace)
     {
+        // The child's lock too: once its first VMA of a file is attached, a truncation elsewhere
+        // may visit it, and must wait until its maps are complete.
         lock (gate)
         {
             var child = new MemoryManager(file, childSpace, MaxAddress)
@@ -43,44 +45,47 @@ internal sealed partial class MemoryManager
                 EnvEnd = EnvEnd,
                 Auxv = Auxv,
             };
-            child.BrkStart = BrkStart;
-            child.Brk = Brk;
-            foreach (var v in vmas.All)
+            lock (child.gate)
             {
-                if (v.Value.DontFork)
+                child.BrkStart = BrkStart;
+                child.Brk = Brk;
+                foreach (var v in vmas.All)
                 {
-                    continue;
-                }
-
-                child.vmas.Insert(v.Start, v.End, v.Value.Clone());
-            }
-
-            for (int i = 0; i < pmas.Count; i++)
-            {
-                var p = pmas[i];
-                if (!vmas.TryFind(p.Start, out var owner, out _) || owner.Value.DontFork)
-                {
-                    continue;
-                }
-
-                file.IncRef(p.Value.FileOffset, (long)p.Length);
-                var vma = owner.Value;
-                var shared = vma.Shared;
-                var childPma = shared ? p.Value : p.Value with { Cow = true };
-                child.pmas.Insert(p.Start, p.End, childPma);
-                if (!shared && !p.Value.Cow)
-                {
-                    pmas.SetValue(i, p.Value with { Cow = true });
-
-                    // A pma may span VMAs with different access (a data segment after its RELRO part
-                    // became read-only): every writable piece loses write access, whatever the first is.
-                    foreach (var piece in vmas.Overlapping(p.Start, p.End))
+                    if (v.Value.DontFork)
                     {
-                        ulong s = Math.Max(piece.Start, p.Start);
-                        ulong e = Math.Min(piece.End, p.End);
-                        if ((piece.Value.Access & MemoryAccess.Write) != 0)
+                        continue;
+                    }
+
+                    child.vmas.Insert(v.Start, v.End, child.Attached(v.Value.Clone()));
+                }
+
+                for (int i = 0; i < pmas.Count; i++)
+                {
+                    var p = pmas[i];
+                    if (!vmas.TryFind(p.Start, out var owner, out _) || owner.Value.DontFork)
+                    {
+                        continue;
+                    }
+
+                    file.IncRef(p.Value.FileOffset, (long)p.Length);
+                    var vma = owner.Value;
+                    var shared = vma.Shared;
+                    var childPma = shared ? p.Value : p.Value with { Cow = true };
+                    child.pmas.Insert(p.Start, p.End, childPma);
+                    if (!shared && !p.Value.Cow)
+                    {
+                        pmas.SetValue(i, p.Value with { Cow = true });
+
+                        // A pma may span VMAs with different access (a data segment after its RELRO part
+                        // became read-only): every writable piece loses write access, whatever the first is.
+                        foreach (var piece in vmas.Overlapping(p.Start, p.End))
                         {
-                            addressSpace.Protect(s, e - s, piece.Value.Access & ~MemoryAccess.Write);
+                            ulong s = Math.Max(piece.Start, p.Start);
+                            ulong e = Math.Min(piece.End, p.End);
+                            if ((piece.Value.Access & MemoryAccess.Write) != 0)
+                            {
+                                addressSpace.Protect(s, e - s, piece.Value.Access & ~MemoryAccess.Write);
+                            }
                         }
                     }
                 }
@@ -114,7 +119,7 @@ internal sealed partial class MemoryManager
 
             foreach (var v in vmas.All)
             {
-                v.Value.Owner?.DropMappingReference();
+                Release(v.Value);
             }
 
             pmas.Clear();

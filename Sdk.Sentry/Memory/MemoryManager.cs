@@ -16,7 +16,7 @@ namespace AppKernel.Sentry.Memory;
 /// populated in <see cref="FaultChunk"/> pieces on first touch. Anonymous memory is a sparse
 /// range of the memory file, so populating costs address space, not host memory.
 /// </remarks>
-internal sealed unsafe partial class MemoryManager : IDisposable
+internal sealed unsafe partial class MemoryManager : IDisposable, IMappingSpace
 {
     public const ulong PageSize = 4096;
     public const ulong PageMask = PageSize - 1;
@@ -39,7 +39,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
     private readonly object gate = new();
     private readonly MemoryFile file;
-    private readonly RangeMap<Vma> vmas = new((v, d) => v.SliceFrom(d));
+    private readonly RangeMap<Vma> vmas;
     private readonly RangeMap<Pma> pmas = new((p, d) => p.SliceFrom(d));
     private ulong peakPopulated;
     private ulong peakMapped;
@@ -50,6 +50,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
     {
         this.file = file;
         this.addressSpace = addressSpace;
+        vmas = new((v, d) => Attached(v.SliceFrom(d)));
         MaxAddress = maxAddress & ~PageMask;
         MmapBase = MaxAddress;
     }
@@ -104,6 +105,34 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
     private ulong MapLocked(MmapRequest r)
     {
+        // A file sealed against writes refuses new writable shared mappings (EPERM), decided before
+        // anything is replaced; the piece attached here is the new VMA's.
+        bool attached = false;
+        if (r.Mappable?.Mappings is { } mappings)
+        {
+            if (!mappings.TryAttach(this, r.Shared && (r.MaxAccess & MemoryAccess.Write) != 0))
+            {
+                throw ErrnoException.Of(Errno.EPERM);
+            }
+
+            attached = true;
+        }
+
+        try
+        {
+            return MapAttachedLocked(r, ref attached);
+        }
+        finally
+        {
+            if (attached)
+            {
+                r.Mappable!.Mappings!.Detach(this, r.Shared && (r.MaxAccess & MemoryAccess.Write) != 0);
+            }
+        }
+    }
+
+    private ulong MapAttachedLocked(MmapRequest r, ref bool attached)
+    {
         ulong length = r.Length;
         ulong address;
         Replaced? replaced = null;
@@ -137,7 +166,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
         try
         {
-            InsertAndPopulate(r, address, length);
+            InsertAndPopulate(r, address, length, ref attached);
         }
         finally
         {
@@ -150,7 +179,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         return address;
     }
 
-    private void InsertAndPopulate(MmapRequest r, ulong address, ulong length)
+    private void InsertAndPopulate(MmapRequest r, ulong address, ulong length, ref bool attached)
     {
         var vma = new Vma
         {
@@ -168,6 +197,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         };
         vma.Owner?.AddMappingReference();
         vmas.Insert(address, address + length, vma);
+        attached = false; // the VMA holds the piece now
         MergeAround(address, address + length);
         if (r.Access != MemoryAccess.None && (r.Populate || length <= EagerPopulateLimit))
         {
@@ -237,7 +267,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
         foreach (var v in replaced.Vmas)
         {
-            v.Value.Owner?.DropMappingReference();
+            Release(v.Value);
         }
     }
 
@@ -271,7 +301,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
         foreach (var v in vmas.Remove(address, end))
         {
-            v.Value.Owner?.DropMappingReference();
+            Release(v.Value);
         }
     }
 
@@ -491,7 +521,69 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         }
     }
 
-    /// <summary>madvise for the advice values that change memory (DONTNEED, FREE, REMOVE, POPULATE_*); others are accepted.</summary>
+    /// <summary>
+    /// The first half of madvise(MADV_REMOVE): shared anonymous memory in the range is dropped here; for
+    /// each shared file mapping, the file range behind it is returned, with a mapping reference on
+    /// its owner, for the caller to punch (FALLOC_FL_PUNCH_HOLE) once this lock is released, as
+    /// Linux's madvise_remove does through vfs_fallocate (the file then drops its pages from every
+    /// mapping). EINVAL for private anonymous memory, EACCES for a file mapping that is not shared and
+    /// writable-capable (VM_SHARED|VM_MAYWRITE); <paramref name="fullyMapped"/> is false when part of
+    /// the range is unmapped (ENOMEM after the rest is done).
+    /// </summary>
+    public List<(IMappingOwner Owner, long Offset, long Length)> PrepareRemove(ulong address, ulong length, out bool fullyMapped)
+    {
+        lock (gate)
+        {
+            ulong end = address + length;
+            fullyMapped = vmas.Covers(address, end);
+            var holes = new List<(IMappingOwner, long, long)>();
+            try
+            {
+                foreach (var v in vmas.Overlapping(address, end).ToArray())
+                {
+                    ulong s = Math.Max(v.Start, address);
+                    ulong e = Math.Min(v.End, end);
+                    var vma = v.Value;
+                    if (vma.Mappable is null)
+                    {
+                        if (!vma.Shared)
+                        {
+                            throw ErrnoException.Of(Errno.EINVAL);
+                        }
+
+                        DropPopulated(s, e);
+                        if (e - s <= EagerPopulateLimit && vma.Access != MemoryAccess.None)
+                        {
+                            PopulateLocked(s, e);
+                        }
+
+                        continue;
+                    }
+
+                    if (!IsWritableShared(vma) || vma.Owner is null)
+                    {
+                        throw ErrnoException.Of(Errno.EACCES);
+                    }
+
+                    vma.Owner.AddMappingReference();
+                    holes.Add((vma.Owner, vma.FileOffset + (long)(s - v.Start), (long)(e - s)));
+                }
+            }
+            catch
+            {
+                foreach (var (owner, _, _) in holes)
+                {
+                    owner.DropMappingReference();
+                }
+
+                throw;
+            }
+
+            return holes;
+        }
+    }
+
+    /// <summary>madvise for the advice values that change memory (DONTNEED, FREE, POPULATE_*; REMOVE is <see cref="PrepareRemove"/>); others are accepted.</summary>
     public void Advise(ulong address, ulong length, int advice)
     {
         lock (gate)
@@ -500,21 +592,16 @@ internal sealed unsafe partial class MemoryManager : IDisposable
             bool fullyMapped = vmas.Covers(address, end);
             switch (advice)
             {
-                case LinuxConstants.MADV_DONTNEED or LinuxConstants.MADV_FREE or LinuxConstants.MADV_REMOVE:
+                case LinuxConstants.MADV_DONTNEED or LinuxConstants.MADV_FREE:
                     foreach (var v in vmas.Overlapping(address, end).ToArray())
                     {
                         ulong s = Math.Max(v.Start, address);
                         ulong e = Math.Min(v.End, end);
-                        if (advice == LinuxConstants.MADV_REMOVE && !v.Value.Shared)
-                        {
-                            throw ErrnoException.Of(Errno.EINVAL);
-                        }
-
                         DropPopulated(s, e);
 
-                        // DONTNEED and REMOVE give the memory back: the resident size drops, as
-                        // Linux's, and the next touch faults fresh pages in. MADV_FREE's pages stay
-                        // resident on Linux until memory runs short, so they come back at once.
+                        // DONTNEED gives the memory back: the resident size drops, as Linux's, and
+                        // the next touch faults fresh pages in. MADV_FREE's pages stay resident on
+                        // Linux until memory runs short, so they come back at once.
                         if (advice == LinuxConstants.MADV_FREE && e - s <= EagerPopulateLimit && v.Value.Access != MemoryAccess.None)
                         {
                             PopulateLocked(s, e);
@@ -828,6 +915,85 @@ internal sealed unsafe partial class MemoryManager : IDisposable
         }
     }
 
+    /// <summary>A VMA piece that is new to the map (a split, a fork's copy): it maps its file once more.</summary>
+    private Vma Attached(Vma vma)
+    {
+        vma.Mappable?.Mappings?.Attach(this, IsWritableShared(vma));
+        return vma;
+    }
+
+    /// <summary>A VMA piece leaves the map: its file reference and its place among the file's mappings go.</summary>
+    private void Release(Vma vma)
+    {
+        vma.Owner?.DropMappingReference();
+        vma.Mappable?.Mappings?.Detach(this, IsWritableShared(vma));
+    }
+
+    /// <summary>Linux's VM_SHARED with VM_MAYWRITE: what F_SEAL_WRITE waits out (EBUSY).</summary>
+    private static bool IsWritableShared(Vma vma) => vma.Shared && (vma.MaxAccess & MemoryAccess.Write) != 0;
+
+    /// <inheritdoc/>
+    public void DropFilePages(IMappable mappable, long fileOffset, long length, bool privateCopiesToo)
+    {
+        lock (gate)
+        {
+            if (disposed)
+            {
+                return;
+            }
+
+            long fileEnd = fileOffset > long.MaxValue - length ? long.MaxValue : fileOffset + length;
+            List<(ulong Start, ulong End)>? ranges = null;
+            foreach (var v in vmas.All)
+            {
+                var vma = v.Value;
+                if (!ReferenceEquals(vma.Mappable, mappable))
+                {
+                    continue;
+                }
+
+                long vmaEnd = vma.FileOffset + (long)v.Length;
+                long s = Math.Max(vma.FileOffset, fileOffset);
+                long e = Math.Min(vmaEnd, fileEnd);
+                if (s >= e)
+                {
+                    continue;
+                }
+
+                ulong start = v.Start + (ulong)(s - vma.FileOffset);
+                ulong end = start + (ulong)(e - s);
+                foreach (var p in pmas.Overlapping(start, end))
+                {
+                    if (p.Value.Anonymous && !vma.Shared && !privateCopiesToo)
+                    {
+                        continue;
+                    }
+
+                    ulong from = Math.Max(p.Start, start), to = Math.Min(p.End, end);
+                    ranges ??= [];
+                    if (ranges.Count > 0 && ranges[^1].End == from)
+                    {
+                        ranges[^1] = (ranges[^1].Start, to);
+                    }
+                    else
+                    {
+                        ranges.Add((from, to));
+                    }
+                }
+            }
+
+            if (ranges is null)
+            {
+                return;
+            }
+
+            foreach (var (start, end) in ranges)
+            {
+                DropPopulated(start, end);
+            }
+        }
+    }
+
     private static MemoryAccess Effective(Vma vma, Pma pma) =>
         pma.Cow ? vma.Access & ~MemoryAccess.Write : vma.Access;
 
@@ -840,7 +1006,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
                 return false;
             }
 
-            b.Value.Owner?.DropMappingReference();
+            Release(b.Value);
             return true;
         });
     }
@@ -1003,7 +1169,7 @@ internal sealed unsafe partial class MemoryManager : IDisposable
 
             foreach (var v in vmas.All)
             {
-                v.Value.Owner?.DropMappingReference();
+                Release(v.Value);
             }
 
             pmas.Clear();

@@ -17,7 +17,7 @@ internal static class MemfdSyscalls
     // NAME_MAX less the "memfd:" prefix.
     private const int MaxName = 249;
 
-    [Syscall(319, SupportLevel.Partial, Note = "MFD_HUGETLB gives EINVAL; sealing is kept on the file (F_SEAL_WRITE does not wait for existing writable shared mappings)")]
+    [Syscall(319, SupportLevel.Partial, Note = "MFD_HUGETLB gives EINVAL; sealing is kept on the file: F_SEAL_WRITE is EBUSY while a shared mapping that may write exists, sealed files refuse writable shared mmaps (EPERM) and mprotect adding PROT_WRITE to their shared mappings (EACCES)")]
     public static SyscallResult MemfdCreate(ISyscallContext c)
     {
         var t = c.Task();
@@ -87,13 +87,25 @@ internal static class MemfdSyscalls
         return SyscallResult.Zero;
     }
 
-    /// <summary>mmap: a shared writable mapping of a file sealed against writes is refused (EPERM).</summary>
-    public static void CheckMapping(FileDescription description, bool sharedWritable)
+    /// <summary>
+    /// mmap of <paramref name="description"/>: a shared writable mapping of a file sealed against
+    /// writes (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE) is refused (EPERM). Returns whether a shared
+    /// mapping may ever write (Linux's VM_MAYWRITE): not for such a file, so mprotect adding
+    /// PROT_WRITE later gives EACCES.
+    /// </summary>
+    public static bool CheckMapping(FileDescription description, bool shared, bool writable)
     {
-        if (sharedWritable && description.Operations is TmpfsFileDescription tmpfs
+        if (shared && description.Operations is TmpfsFileDescription tmpfs
             && (tmpfs.File.Seals & (TmpfsRegularFile.SealWrite | TmpfsRegularFile.SealFutureWrite)) != 0)
         {
-            throw ErrnoException.Of(Errno.EPERM);
+            if (writable)
+            {
+                throw ErrnoException.Of(Errno.EPERM);
+            }
+
+            return false;
         }
+
+        return true;
     }
 }

@@ -1,6 +1,8 @@
 using AppKernel.Platform;
 using AppKernel.Sentry.Abi;
+using AppKernel.Sentry.Kernel;
 using AppKernel.Sentry.Memory;
+using AppKernel.Sentry.Vfs;
 using AppKernel.Syscalls;
 using AppKernel.Vfs;
 using static AppKernel.Sentry.Abi.LinuxConstants;
@@ -10,6 +12,9 @@ namespace AppKernel.Sentry.Syscalls;
 /// <summary>mmap and the calls that change or query an address space.</summary>
 internal static class MemorySyscalls
 {
+    // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, what madvise_remove asks of the file.
+    private const int FallocPunchHoleKeepSize = 2 | 1;
+
     private const int KnownMapFlags = MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_32BIT | MAP_GROWSDOWN | MAP_DENYWRITE |
         MAP_EXECUTABLE | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_SYNC |
         MAP_FIXED_NOREPLACE | MAP_UNINITIALIZED;
@@ -102,7 +107,7 @@ internal static class MemorySyscalls
                 return SyscallResult.Error(Errno.EACCES);
             }
 
-            MemfdSyscalls.CheckMapping(file, request.Shared && (prot & PROT_WRITE) != 0);
+            bool mayWrite = MemfdSyscalls.CheckMapping(file, request.Shared, (prot & PROT_WRITE) != 0);
             var inode = file.Operations.Inode;
             var attributes = inode?.GetAttributes() ?? default;
             bool devZero = attributes.Mode.Type() == AppKernel.Vfs.FileMode.CharDevice && Major(attributes.Rdev) == 1 && Minor(attributes.Rdev) == 5;
@@ -114,7 +119,7 @@ internal static class MemorySyscalls
                 request.Name = file.Name;
                 request.Device = file.Path?.Mount.Device ?? 0;
                 request.Inode = attributes.Ino;
-                if (request.Shared && !file.CanWrite)
+                if (request.Shared && (!file.CanWrite || !mayWrite))
                 {
                     request.MaxAccess = MemoryAccess.Read | MemoryAccess.Execute;
                 }
@@ -194,7 +199,7 @@ internal static class MemorySyscalls
             (flags & MREMAP_MAYMOVE) != 0, (flags & MREMAP_FIXED) != 0, newAddress));
     }
 
-    [Syscall(28)]
+    [Syscall(28, SupportLevel.Partial, Note = "MADV_REMOVE punches the hole in the file behind a shared file mapping (every mapping of it sees zeros, private copies stay); on shared anonymous memory it gives the caller fresh zero pages that a forked sharer no longer shares")]
     public static SyscallResult Madvise(ISyscallContext c)
     {
         var t = c.Task();
@@ -217,8 +222,35 @@ internal static class MemorySyscalls
             return SyscallResult.Zero;
         }
 
+        if (advice == MADV_REMOVE)
+        {
+            return Remove(t, address, length);
+        }
+
         t.Mm.Advise(address, length, advice);
         return SyscallResult.Zero;
+    }
+
+    /// <summary>MADV_REMOVE: a hole punched in the files behind shared mappings (with no memory-manager lock held).</summary>
+    private static SyscallResult Remove(KernelTask t, ulong address, ulong length)
+    {
+        var holes = t.Mm.PrepareRemove(address, length, out bool fullyMapped);
+        try
+        {
+            foreach (var (owner, offset, size) in holes)
+            {
+                ((FileDescription)owner).Operations.Allocate(FallocPunchHoleKeepSize, offset, size);
+            }
+        }
+        finally
+        {
+            foreach (var (owner, _, _) in holes)
+            {
+                owner.DropMappingReference();
+            }
+        }
+
+        return fullyMapped ? SyscallResult.Zero : SyscallResult.Error(Errno.ENOMEM);
     }
 
     [Syscall(26)]

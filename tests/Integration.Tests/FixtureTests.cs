@@ -12,7 +12,7 @@ public sealed class FixtureTests
             "sigpipe", "altstack", "mutexes", "poll", "polledge", "epoll", "eventfd", "timerfd", "signalfd",
             "itimer", "posixtimer", "sigwait", "pidfd", "pidfdwait", "cputime", "creds", "sched", "pty", "ptytime", "miscsys",
             "locks", "fallocate", "splice", "openat2", "inotify", "memfd", "smaps", "fdreopen", "oomadj", "procmem", "dirchange", "procstat", "unixsock", "scmrights", "tcploop", "udploop", "netdev", "tcpedge",
-            "tcpoob",
+            "tcpoob", "truncmap",
         ];
         foreach (var platform in Sandboxes.Platforms)
         {
@@ -55,6 +55,34 @@ public sealed class FixtureTests
         }
 
         await SameOutputAndStatusAsNative(platform, fixture);
+    }
+
+    /// <summary>
+    /// tests/fixtures/truncmap.c on a host file (a read-write bind mount served by the Gofer, the
+    /// page cache of `GoferPageCache`) against the same program on a host directory natively.
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
+    public async Task TruncationUnderMappingsOfAHostFileIsLinuxs(string platform)
+    {
+        string path = Fixtures.Path("truncmap");
+        string nativeDirectory = Directory.CreateTempSubdirectory("appkernel-truncmap-").FullName;
+        string boundDirectory = Directory.CreateTempSubdirectory("appkernel-truncmap-").FullName;
+        try
+        {
+            var native = ProgramRun.Native(path, [nativeDirectory]);
+            Assert.AreEqual(0, native.Status, native.Error);
+            var run = await Sandboxes.Run(platform, path, ["/mnt/data"],
+                o => o.Mounts.Add(new MountSpec { Type = "bind", Source = boundDirectory, Target = "/mnt/data" }));
+            Assert.AreEqual(native.Text, run.Text, run.Error);
+            Assert.AreEqual(0, run.Status, run.Error);
+            Assert.AreEqual(0, Directory.GetFiles(boundDirectory).Length, "the fixture's file was not removed");
+        }
+        finally
+        {
+            Directory.Delete(nativeDirectory, recursive: true);
+            Directory.Delete(boundDirectory, recursive: true);
+        }
     }
 
     [TestMethod]

@@ -27,6 +27,13 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
 
     private int seals = SealSeal;
 
+    // Made when the file is first mapped (or sealed against writes); never cleared.
+    private MappingSet? mappings;
+
+    // Orders size changes that drop pages with the unmapping that follows them (Linux's i_rwsem for
+    // truncate): taken before Lock, and held while mappings drop the pages, which Lock is not.
+    private readonly object shrinkGate = new();
+
     /// <summary>The file's seals (F_GET_SEALS).</summary>
     internal int Seals
     {
@@ -63,6 +70,13 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
                 added |= SealShrink | SealGrow | SealWrite | SealFutureWrite;
             }
 
+            // F_SEAL_WRITE waits for no writable shared mapping: while one exists it is EBUSY, and
+            // once set no new one can be made (mmap gives EPERM).
+            if ((added & SealWrite) != 0 && (seals & SealWrite) == 0 && !Mappings.TryDenyWritable())
+            {
+                throw ErrnoException.Of(Errno.EBUSY);
+            }
+
             seals |= added;
         }
     }
@@ -84,21 +98,43 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
 
     public override void SetAttributes(in AttributeUpdate update)
     {
-        lock (Lock)
+        if ((update.Mask & AttributeMask.Size) == 0)
         {
-            if ((update.Mask & AttributeMask.Size) != 0)
+            lock (Lock)
+            {
+                ApplyAttributesLocked(update);
+            }
+
+            return;
+        }
+
+        lock (shrinkGate)
+        {
+            long dropFrom = long.MaxValue;
+            lock (Lock)
             {
                 if ((update.Size < size && (seals & SealShrink) != 0) || (update.Size > size && (seals & SealGrow) != 0))
                 {
                     throw ErrnoException.Of(Errno.EPERM);
                 }
 
+                if (update.Size >= 0 && update.Size < size)
+                {
+                    dropFrom = PagesFor(update.Size) << PageShift;
+                }
+
                 TruncateLocked(update.Size);
                 var now = Timespec.Now;
                 ModifyTime = ChangeTime = now;
+                ApplyAttributesLocked(update);
             }
 
-            ApplyAttributesLocked(update);
+            // As Linux's truncate_pagecache: mappings lose the pages past the new end, private copies
+            // included, so touching them is SIGBUS and a later growth reads the file's zeros.
+            if (dropFrom != long.MaxValue)
+            {
+                Volatile.Read(ref mappings)?.DropPages(dropFrom, long.MaxValue - dropFrom, privateCopiesToo: true);
+            }
         }
     }
 
@@ -247,18 +283,37 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
         }
 
         long end = offset + length;
-        lock (Lock)
+        if ((mode & PunchHole) != 0)
         {
-            if ((mode & PunchHole) != 0 ? (seals & (SealWrite | SealFutureWrite)) != 0 : end > size && (seals & SealGrow) != 0)
+            lock (shrinkGate)
             {
-                throw ErrnoException.Of(Errno.EPERM);
+                long dropStart, dropEnd;
+                lock (Lock)
+                {
+                    if ((seals & (SealWrite | SealFutureWrite)) != 0)
+                    {
+                        throw ErrnoException.Of(Errno.EPERM);
+                    }
+
+                    (dropStart, dropEnd) = PunchLocked(offset, Math.Min(end, size));
+                    ModifyTime = ChangeTime = Timespec.Now;
+                }
+
+                // The freed pages leave every mapping; private copies stay (Linux unmaps without even_cows).
+                if (dropEnd > dropStart)
+                {
+                    Volatile.Read(ref mappings)?.DropPages(dropStart, dropEnd - dropStart, privateCopiesToo: false);
+                }
             }
 
-            if ((mode & PunchHole) != 0)
+            return;
+        }
+
+        lock (Lock)
+        {
+            if (end > size && (seals & SealGrow) != 0)
             {
-                PunchLocked(offset, Math.Min(end, size));
-                ModifyTime = ChangeTime = Timespec.Now;
-                return;
+                throw ErrnoException.Of(Errno.EPERM);
             }
 
             long firstIndex = offset >> PageShift;
@@ -311,12 +366,13 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
         }
     }
 
-    // Frees the whole pages in [start, end) and zeroes the partial pages at its edges.
-    private void PunchLocked(long start, long end)
+    // Frees the whole pages in [start, end) and zeroes the partial pages at its edges; returns the
+    // file range of the freed pages.
+    private (long Start, long End) PunchLocked(long start, long end)
     {
         if (start >= end)
         {
-            return;
+            return (0, 0);
         }
 
         long firstWhole = PagesFor(start);
@@ -336,7 +392,10 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
 
             Fs.FreePages(freed);
             ZeroLocked(Math.Max(start, endWhole << PageShift), end);
+            return (firstWhole << PageShift, endWhole << PageShift);
         }
+
+        return (0, 0);
     }
 
     private void ZeroLocked(long start, long end)
@@ -506,6 +565,22 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
 
     /// <inheritdoc/>
     public void PagesWritten(long fileOffset, long length) => TouchModify();
+
+    /// <inheritdoc/>
+    public MappingSet Mappings
+    {
+        get
+        {
+            var set = Volatile.Read(ref mappings);
+            if (set is not null)
+            {
+                return set;
+            }
+
+            set = new MappingSet(this);
+            return Interlocked.CompareExchange(ref mappings, set, null) ?? set;
+        }
+    }
 
     /// <summary>A description of the file was closed.</summary>
     internal void CloseOne()
