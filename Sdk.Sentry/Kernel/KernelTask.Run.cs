@@ -158,7 +158,14 @@ internal sealed partial class KernelTask
         try
         {
             int decided = Signals.SIGSEGV;
-            resolved = Group.Memory is { } mm && mm.HandleFault(result.FaultAddress, result.Access, out decided, out code);
+            var mm = Group.Memory;
+            long spurious = mm?.SpuriousFaults ?? 0;
+            resolved = mm is not null && mm.HandleFault(result.FaultAddress, result.Access, out decided, out code);
+            if (resolved && mm!.SpuriousFaults != spurious)
+            {
+                Kernel.Log.LogSpuriousFault(Tid, result.FaultAddress, Cpu.Registers.Rip, result.Access);
+            }
+
             if (!resolved && decided == Signals.SIGBUS)
             {
                 signal = Signals.SIGBUS;

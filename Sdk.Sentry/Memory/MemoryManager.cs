@@ -732,9 +732,26 @@ internal sealed unsafe partial class MemoryManager : IDisposable, IMappingSpace
                 return true;
             }
 
+            // The page is populated and its mapping allows what the platform says was tried: the
+            // platform's view of it is stale. Linux returns from such a spurious fault and lets the
+            // access retry; here the page is also handed to the platform afresh (unmapped, then
+            // mapped, so even an entry that looks unchanged is rewritten and flushed). The task's
+            // repeated-fault guard turns a fault that keeps coming back into SIGSEGV.
+            var effective = Effective(vma, pma.Value);
+            if (access != MemoryAccess.None && (access & ~effective) == 0)
+            {
+                SpuriousFaults++;
+                addressSpace.Unmap(page, PageSize);
+                addressSpace.Map(page, PageSize, pma.Value.FileOffset + (long)(page - pma.Start), effective);
+                return true;
+            }
+
             return false;
         }
     }
+
+    /// <summary>Faults on pages whose mapping already allowed the access (see <see cref="HandleFault(ulong, MemoryAccess, out int, out int)"/>).</summary>
+    public long SpuriousFaults { get; private set; }
 
     /// <summary>The program address where a file mapping's pages stop being backed by the file.</summary>
     private static ulong EndOfFile(RangeMap<Vma>.Entry owner, IMappable mappable)

@@ -145,4 +145,29 @@ public sealed class MemoryManagerTests
             Assert.AreEqual(2, code, "SEGV_ACCERR");
         }
     }
+
+    [TestMethod]
+    public void AFaultTheMappingAlreadyAllowsMapsThePageAgain()
+    {
+        var (mm, space, file) = Create();
+        using (file)
+        {
+            ulong a = MapAnonymous(mm, 2, MemoryAccess.ReadWrite);
+            mm.Write(a, [7]);
+            var before = space.Pages[a];
+
+            // The platform lost the page (a stale view): the fault maps the same page again.
+            space.Pages.Remove(a);
+            Assert.IsTrue(mm.HandleFault(a, MemoryAccess.Write, out _));
+            Assert.AreEqual(before, space.Pages[a]);
+            Assert.AreEqual(1, mm.SpuriousFaults);
+
+            // An access the mapping does not allow is still refused, and an unknown one is not guessed.
+            mm.Protect(a, 4096, MemoryAccess.Read, growsDown: false);
+            Assert.IsFalse(mm.HandleFault(a, MemoryAccess.Write, out int code));
+            Assert.AreEqual(2, code, "SEGV_ACCERR");
+            Assert.IsFalse(mm.HandleFault(a, MemoryAccess.None, out _));
+            Assert.AreEqual(1, mm.SpuriousFaults);
+        }
+    }
 }
