@@ -78,6 +78,9 @@ internal sealed class ThreadGroup
     /// <summary>The lowest <see cref="OomScoreAdj"/> an unprivileged write may set (Linux's oom_score_adj_min).</summary>
     public int OomScoreAdjMin { get; set; }
 
+    /// <summary>/proc/PID/io's counters, shared by the process's threads.</summary>
+    public IoAccounting Io { get; } = new();
+
     /// <summary>When the process was created, on the kernel's monotonic clock (/proc/PID/stat's start time).</summary>
     public long StartTime { get; } = AppKernel.Sentry.Kernel.Kernel.Now;
 

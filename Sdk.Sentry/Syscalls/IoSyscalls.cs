@@ -18,10 +18,10 @@ internal static class IoSyscalls
         var file = t.Fds.Get((int)a.A0);
         if (file.Operations is AppKernel.Networking.ISocket && !file.IsPathOnly)
         {
-            return SyscallResult.Ok(SocketSyscalls.Read(t, file, [new LinuxIovec { Base = a.A1, Length = a.A2 }]));
+            return SyscallResult.Ok(t.Group.Io.Count(write: false, SocketSyscalls.Read(t, file, [new LinuxIovec { Base = a.A1, Length = a.A2 }])));
         }
 
-        return SyscallResult.Ok(FileIo.Read(t, file, a.A1, (long)Math.Min(a.A2, long.MaxValue), null));
+        return SyscallResult.Ok(t.Group.Io.Count(write: false, FileIo.Read(t, file, a.A1, (long)Math.Min(a.A2, long.MaxValue), null)));
     }
 
     [Syscall(1)]
@@ -32,10 +32,10 @@ internal static class IoSyscalls
         var file = t.Fds.Get((int)a.A0);
         if (file.Operations is AppKernel.Networking.ISocket && !file.IsPathOnly)
         {
-            return SyscallResult.Ok(SocketSyscalls.Write(t, file, [new LinuxIovec { Base = a.A1, Length = a.A2 }]));
+            return SyscallResult.Ok(t.Group.Io.Count(write: true, SocketSyscalls.Write(t, file, [new LinuxIovec { Base = a.A1, Length = a.A2 }])));
         }
 
-        return SyscallResult.Ok(FileIo.Write(t, file, a.A1, (long)Math.Min(a.A2, long.MaxValue), null));
+        return SyscallResult.Ok(t.Group.Io.Count(write: true, FileIo.Write(t, file, a.A1, (long)Math.Min(a.A2, long.MaxValue), null)));
     }
 
     [Syscall(17)]
@@ -46,7 +46,7 @@ internal static class IoSyscalls
         var file = t.Fds.Get((int)a.A0);
         long offset = (long)a.A3;
         CheckPositioned(file, offset, a.A2);
-        return SyscallResult.Ok(FileIo.Read(t, file, a.A1, (long)Math.Min(a.A2, long.MaxValue), offset));
+        return SyscallResult.Ok(t.Group.Io.Count(write: false, FileIo.Read(t, file, a.A1, (long)Math.Min(a.A2, long.MaxValue), offset)));
     }
 
     [Syscall(18)]
@@ -57,7 +57,7 @@ internal static class IoSyscalls
         var file = t.Fds.Get((int)a.A0);
         long offset = (long)a.A3;
         CheckPositioned(file, offset, a.A2);
-        return SyscallResult.Ok(FileIo.Write(t, file, a.A1, (long)Math.Min(a.A2, long.MaxValue), offset));
+        return SyscallResult.Ok(t.Group.Io.Count(write: true, FileIo.Write(t, file, a.A1, (long)Math.Min(a.A2, long.MaxValue), offset)));
     }
 
     [Syscall(19)]
@@ -126,7 +126,7 @@ internal static class IoSyscalls
         if (file.Operations is AppKernel.Networking.ISocket && !positioned)
         {
             // One message across the vectors, as sendmsg/recvmsg.
-            return SyscallResult.Ok(write ? SocketSyscalls.Write(t, file, vectors) : SocketSyscalls.Read(t, file, vectors));
+            return SyscallResult.Ok(t.Group.Io.Count(write, write ? SocketSyscalls.Write(t, file, vectors) : SocketSyscalls.Read(t, file, vectors)));
         }
 
         long done = 0;
@@ -156,7 +156,7 @@ internal static class IoSyscalls
             }
         }
 
-        return SyscallResult.Ok(done);
+        return SyscallResult.Ok(t.Group.Io.Count(write, done));
     }
 
     private static void CheckPositioned(Vfs.FileDescription file, long offset, ulong count)

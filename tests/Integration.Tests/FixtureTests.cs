@@ -11,7 +11,7 @@ public sealed class FixtureTests
             "hello", "fileio", "mmap", "mapfixed", "brk", "auxv", "badinput", "badargs", "nullderef", "forktree", "vforkexec", "threads", "orphan",
             "sigpipe", "altstack", "mutexes", "poll", "polledge", "epoll", "eventfd", "timerfd", "signalfd",
             "itimer", "posixtimer", "sigwait", "pidfd", "pidfdwait", "cputime", "creds", "sched", "pty", "ptytime", "miscsys",
-            "locks", "fallocate", "splice", "openat2", "inotify", "memfd", "smaps", "fdreopen", "oomadj", "procmem", "dirchange", "procstat", "unixsock", "scmrights", "tcploop", "udploop", "netdev", "tcpedge",
+            "locks", "fallocate", "splice", "openat2", "inotify", "memfd", "smaps", "fdreopen", "oomadj", "procmem", "dirchange", "procstat", "iocount", "unixsock", "scmrights", "tcploop", "udploop", "netdev", "tcpedge",
             "tcpoob", "truncmap",
         ];
         foreach (var platform in Sandboxes.Platforms)

@@ -38,6 +38,7 @@ internal sealed partial class ProcFileSystem
             yield return ("limits", () => File("limits", () => Limits(group)));
             yield return ("cgroup", () => File("cgroup", () => "0::/\n"));
             yield return ("mem", () => new ProcMemFile(this, Ino(prefix + "/mem"), group, uid));
+            yield return ("io", () => new ProcFile(this, Ino(prefix + "/io"), ProcFile.Text(() => Io(group)), (AppKernel.Vfs.FileMode)0x100, uid));
             yield return ("oom_score", () => File("oom_score", () => OomScore(group).ToString(CultureInfo.InvariantCulture) + "\n"));
             yield return ("oom_score_adj", () => new ProcFile(this, Ino(prefix + "/oom_score_adj"),
                 ProcFile.Text(() => group.OomScoreAdj.ToString(CultureInfo.InvariantCulture) + "\n"), (AppKernel.Vfs.FileMode)0x1A4, uid,
@@ -433,6 +434,13 @@ internal sealed partial class ProcFileSystem
     private static int LegacyOomAdj(int scoreAdj) => scoreAdj == 1000 ? 15 : scoreAdj * 17 / 1000;
 
     private static int FromLegacyOomAdj(int adj) => adj == 15 ? 1000 : adj * 1000 / 17;
+
+    private static string Io(ThreadGroup group)
+    {
+        var io = group.Io;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"rchar: {io.ReadBytes}\nwchar: {io.WrittenBytes}\nsyscr: {io.ReadCalls}\nsyscw: {io.WriteCalls}\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n");
+    }
 
     private static string Limits(ThreadGroup group)
     {
