@@ -52,7 +52,7 @@ public sealed unsafe class KvmPlatform : IPlatform
     /// <inheritdoc/>
     public PlatformCapabilities Capabilities =>
         PlatformCapabilities.MultipleThreads | PlatformCapabilities.PreciseFaultAccess | PlatformCapabilities.HardwareVirtualization |
-        PlatformCapabilities.CpuTimeInTaskThread;
+        PlatformCapabilities.CpuTimeInTaskThread | PlatformCapabilities.ReusableTaskThreads;
 
     /// <summary>0x7f8000000000: the last 512 GiB of the lower half hold the trampoline and its data.</summary>
     public ulong MaxUserAddress => GuestLayout.SupervisorBase;

@@ -23,4 +23,12 @@ public enum PlatformCapabilities
     /// Without it, the program's CPU time is spent elsewhere (a traced stub process).
     /// </summary>
     CpuTimeInTaskThread = 8,
+
+    /// <summary>
+    /// Nothing of the platform's is tied to the life of the host thread that ran a context: once the
+    /// context is disposed, that thread may run another task's contexts. The Sentry then keeps task
+    /// threads in a pool instead of starting one per task. (The ptrace platform may not: Linux
+    /// releases a tracer's unreaped tracees only when the tracing thread ends.)
+    /// </summary>
+    ReusableTaskThreads = 16,
 }

@@ -153,6 +153,9 @@ internal sealed class Kernel : IDisposable
     /// <summary>Set when --strace is on: one log line per syscall.</summary>
     public StraceLogger? Strace { get; }
 
+    /// <summary>The host threads tasks run on, reused from one task to the next where the platform allows it.</summary>
+    public TaskThreadPool TaskThreads { get; } = new();
+
     /// <summary>CLOCK_MONOTONIC in nanoseconds.</summary>
     public static long Now => (long)(Stopwatch.GetTimestamp() * (1_000_000_000.0 / Stopwatch.Frequency));
 
@@ -420,5 +423,6 @@ internal sealed class Kernel : IDisposable
         KillAll();
         Poller.Dispose();
         Timers.Dispose();
+        TaskThreads.Dispose();
     }
 }

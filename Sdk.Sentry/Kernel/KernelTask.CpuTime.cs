@@ -13,6 +13,7 @@ internal sealed partial class KernelTask
     private readonly object cpuGate = new();
     private long platformCpuBase;
     private int hostThreadId;
+    private long hostThreadBase; // the host thread's clock when the task began on it (pooled threads are reused)
     private bool cpuFrozen;
     private CpuTimes frozenCpu;
     private long lastSystemTime;
@@ -79,6 +80,8 @@ internal sealed partial class KernelTask
         lock (cpuGate)
         {
             hostThreadId = LibC.Gettid();
+            hostThreadBase = 0;
+            hostThreadBase = Math.Max(HostThreadTimeLocked(ownThread: true), 0);
         }
     }
 
@@ -107,7 +110,7 @@ internal sealed partial class KernelTask
 
         long* ts = stackalloc long[2];
         int clock = ownThread ? LibC.CLOCK_THREAD_CPUTIME_ID : LibC.ThreadCpuClock(hostThreadId);
-        return LibC.ClockGettime(clock, ts) == 0 ? (ts[0] * 1_000_000_000) + ts[1] : -1;
+        return LibC.ClockGettime(clock, ts) == 0 ? (ts[0] * 1_000_000_000) + ts[1] - hostThreadBase : -1;
     }
 
     private static long Nanoseconds(TimeSpan time) => time.Ticks * 100;

@@ -15,9 +15,19 @@ internal sealed partial class KernelTask
     private ulong lastFaultRip;
     private int repeatedFaults;
 
-    /// <summary>Starts the task's host thread; <paramref name="start"/> runs on it first (the initial execve or the clone's setup).</summary>
+    /// <summary>
+    /// Runs the task on a host thread: one of the kernel's pool where the platform allows reuse
+    /// (<see cref="PlatformCapabilities.ReusableTaskThreads"/>), else a thread of its own;
+    /// <paramref name="start"/> runs on it first (the initial execve or the clone's setup).
+    /// </summary>
     public void Start(Action start)
     {
+        if ((Kernel.Platform.Capabilities & PlatformCapabilities.ReusableTaskThreads) != 0)
+        {
+            Kernel.TaskThreads.Run($"appkernel task {Kernel.Id}/{Tid}", () => Main(start));
+            return;
+        }
+
         var thread = new Thread(() => Main(start), 1 << 20)
         {
             IsBackground = true,
@@ -30,6 +40,7 @@ internal sealed partial class KernelTask
     private void Main(Action start)
     {
         current = this;
+        HostThread = Thread.CurrentThread;
         RecordHostThread();
         try
         {
@@ -47,6 +58,7 @@ internal sealed partial class KernelTask
         finally
         {
             ExitTask();
+            current = null; // a pooled thread may run another task next
         }
     }
 

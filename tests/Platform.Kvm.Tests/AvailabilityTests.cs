@@ -26,7 +26,7 @@ public sealed class AvailabilityTests
         Assert.AreEqual("kvm", platform.Name);
         Assert.AreEqual(
             PlatformCapabilities.MultipleThreads | PlatformCapabilities.PreciseFaultAccess | PlatformCapabilities.HardwareVirtualization |
-            PlatformCapabilities.CpuTimeInTaskThread,
+            PlatformCapabilities.CpuTimeInTaskThread | PlatformCapabilities.ReusableTaskThreads,
             platform.Capabilities);
         Assert.AreEqual(0x7f80_0000_0000UL, platform.MaxUserAddress);
     }

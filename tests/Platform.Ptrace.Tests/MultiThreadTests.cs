@@ -11,6 +11,9 @@ public sealed class MultiThreadTests
     {
         using var h = new Harness();
         Assert.IsTrue(h.Platform.Capabilities.HasFlag(PlatformCapabilities.MultipleThreads));
+
+        // A tracer thread that lives on would keep unreaped stub threads as traced zombies.
+        Assert.IsFalse(h.Platform.Capabilities.HasFlag(PlatformCapabilities.ReusableTaskThreads));
         var (_, data) = h.Load(a =>
         {
             // Each thread adds its rdi to a shared counter 1000 times, one syscall per step.
