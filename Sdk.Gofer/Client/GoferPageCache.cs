@@ -29,20 +29,7 @@ internal sealed class GoferPageCache(GoferInode inode, IMemoryFile memoryFile) :
     private MappingSet? mappings;
 
     /// <inheritdoc/>
-    public MappingSet Mappings
-    {
-        get
-        {
-            var set = Volatile.Read(ref mappings);
-            if (set is not null)
-            {
-                return set;
-            }
-
-            set = new MappingSet(this);
-            return Interlocked.CompareExchange(ref mappings, set, null) ?? set;
-        }
-    }
+    public MappingSet Mappings => LazyInitializer.EnsureInitialized(ref mappings, () => new MappingSet(this));
 
     /// <summary>True when no page is cached (read and write then skip the cache entirely).</summary>
     public bool IsEmpty => count == 0;

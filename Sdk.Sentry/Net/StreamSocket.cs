@@ -746,20 +746,7 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
 
                 if (!peek)
                 {
-                    int left = copied;
-                    while (left > 0)
-                    {
-                        var segment = queue.Peek();
-                        int n = Math.Min(segment.Length, left);
-                        segment.Offset += n;
-                        left -= n;
-                        if (segment.Length == 0)
-                        {
-                            queue.Dequeue();
-                        }
-                    }
-
-                    queued -= copied;
+                    Consume(copied);
                 }
             }
         }
@@ -828,20 +815,7 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
     done:
         if (!peek)
         {
-            int left = consumed;
-            while (left > 0)
-            {
-                var segment = queue.Peek();
-                int n = Math.Min(segment.Length, left);
-                segment.Offset += n;
-                left -= n;
-                if (segment.Length == 0)
-                {
-                    queue.Dequeue();
-                }
-            }
-
-            queued -= consumed;
+            Consume(consumed);
             readSeq += consumed;
             if (urgent != Urgent.None && readSeq > urgentSeq)
             {
@@ -1147,5 +1121,24 @@ internal sealed class StreamSocket : PeerSocket<StreamSocket>
         {
             socket.Notify(PollEvents.All);
         }
+    }
+
+    /// <summary>Takes <paramref name="count"/> bytes off the front of the receive queue (the caller holds the lock).</summary>
+    private void Consume(int count)
+    {
+        int left = count;
+        while (left > 0)
+        {
+            var segment = queue.Peek();
+            int n = Math.Min(segment.Length, left);
+            segment.Offset += n;
+            left -= n;
+            if (segment.Length == 0)
+            {
+                queue.Dequeue();
+            }
+        }
+
+        queued -= count;
     }
 }

@@ -567,20 +567,7 @@ internal sealed class TmpfsRegularFile : TmpfsInode, IInode, IMappable
     public void PagesWritten(long fileOffset, long length) => TouchModify();
 
     /// <inheritdoc/>
-    public MappingSet Mappings
-    {
-        get
-        {
-            var set = Volatile.Read(ref mappings);
-            if (set is not null)
-            {
-                return set;
-            }
-
-            set = new MappingSet(this);
-            return Interlocked.CompareExchange(ref mappings, set, null) ?? set;
-        }
-    }
+    public MappingSet Mappings => LazyInitializer.EnsureInitialized(ref mappings, () => new MappingSet(this));
 
     /// <summary>A description of the file was closed.</summary>
     internal void CloseOne()
