@@ -328,6 +328,8 @@ internal static class IoSyscalls
             }
         }
 
-        return SyscallResult.Ok(done);
+        // Linux counts a sendfile as one read and one write of what it moved.
+        t.Group.Io.Count(write: false, done);
+        return SyscallResult.Ok(t.Group.Io.Count(write: true, done));
     }
 }

@@ -337,6 +337,15 @@ internal static class SpliceSyscalls
 
         EndPosition(t, input, inOffsetAddress, inPosition + done);
         EndPosition(t, output, outOffsetAddress, outPosition + done);
+
+        // As sendfile, one read and one write of what it moved in /proc/PID/io (Linux returns
+        // before counting when asked for nothing).
+        if (a.A4 != 0)
+        {
+            t.Group.Io.Count(write: false, done);
+            t.Group.Io.Count(write: true, done);
+        }
+
         return SyscallResult.Ok(done);
     }
 
