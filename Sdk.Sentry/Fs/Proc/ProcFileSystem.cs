@@ -150,11 +150,26 @@ internal sealed partial class ProcFileSystem : IFileSystem
 
     private string SystemStat()
     {
-        var b = new StringBuilder();
-        b.Append("cpu  0 0 0 0 0 0 0 0 0 0\n");
-        for (int i = 0; i < Environment.ProcessorCount; i++)
+        // CPU time in ticks: every live process's own and its reaped descendants' (each reaped
+        // process is counted once, in its reaper's children), idle the rest of the elapsed time of
+        // every CPU. The Sentry does not see which host CPU ran a task, so the per-CPU lines share
+        // the totals evenly.
+        const long tick = 1_000_000_000 / TimerConstants.UserHz;
+        long user = 0, system = 0;
+        foreach (var group in kernel.Pids.Groups())
         {
-            b.Append(CultureInfo.InvariantCulture, $"cpu{i} 0 0 0 0 0 0 0 0 0 0\n");
+            var times = group.Timers.CpuTime + group.Timers.ChildrenCpuTime;
+            user += times.User / tick;
+            system += times.System / tick;
+        }
+
+        int cpus = Environment.ProcessorCount;
+        long idle = Math.Max(0, (Kernel.Kernel.Now - kernel.BootTime) / tick * cpus - user - system);
+        var b = new StringBuilder();
+        b.Append(CultureInfo.InvariantCulture, $"cpu  {user} 0 {system} {idle} 0 0 0 0 0 0\n");
+        for (int i = 0; i < cpus; i++)
+        {
+            b.Append(CultureInfo.InvariantCulture, $"cpu{i} {user / cpus} 0 {system / cpus} {idle / cpus} 0 0 0 0 0 0\n");
         }
 
         long boot = DateTimeOffset.UtcNow.ToUnixTimeSeconds() - (Kernel.Kernel.Now - kernel.BootTime) / 1_000_000_000;
