@@ -74,9 +74,11 @@ internal sealed unsafe class HostSocket : IKernelSocket
 
     public bool IsStream => true;
 
-    public long ReceiveTimeout { get; private set; }
+    private long receiveTimeout, sendTimeout;
 
-    public long SendTimeout { get; private set; }
+    public long ReceiveTimeout => receiveTimeout;
+
+    public long SendTimeout => sendTimeout;
 
     /// <summary>Whether this socket would take a connect or datagram sent to <paramref name="address"/>:<paramref name="port"/> on the loopback.</summary>
     public bool Receives(IPAddress address, int port)
@@ -170,8 +172,8 @@ internal sealed unsafe class HostSocket : IKernelSocket
 
         var socket = new HostSocket(stack, accepted, Family, Type, Protocol)
         {
-            ReceiveTimeout = ReceiveTimeout,
-            SendTimeout = SendTimeout,
+            receiveTimeout = receiveTimeout,
+            sendTimeout = sendTimeout,
         };
         socket.RefreshLocal();
         return socket;
@@ -431,17 +433,8 @@ internal sealed unsafe class HostSocket : IKernelSocket
 
     public void SetOption(int level, int name, ReadOnlySpan<byte> value)
     {
-        if (SocketTimeout.TryParseOption(level, name, value, out bool receive, out long ns))
+        if (SocketTimeout.TrySetOption(level, name, value, ref receiveTimeout, ref sendTimeout))
         {
-            if (receive)
-            {
-                ReceiveTimeout = ns;
-            }
-            else
-            {
-                SendTimeout = ns;
-            }
-
             return;
         }
 

@@ -21,7 +21,7 @@ internal sealed partial class NetlinkRouteSocket
     private static readonly byte[] Loopback4 = [127, 0, 0, 1];
     private static readonly byte[] Loopback6 = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 
-    /// <summary>Answers RTM_GETROUTE and RTM_GETNEIGH: 0 when replied, otherwise the errno to send back.</summary>
+    /// <summary>Answers RTM_GETROUTE and RTM_GETNEIGH: null when replied, otherwise the errno to send back.</summary>
     private Errno? AnswerRoutes(ReadOnlySpan<byte> request, ushort type, bool dump, uint sequence)
     {
         int family = request.Length > HeaderSize ? request[HeaderSize] : 0;
@@ -50,7 +50,7 @@ internal sealed partial class NetlinkRouteSocket
 
             var done = Header(NLMSG_DONE, NLM_F_MULTI, sequence, 4);
             replies.Enqueue([.. done, 0, 0, 0, 0]);
-            return 0;
+            return null;
         }
 
         if (type != RTM_GETROUTE || request.Length < HeaderSize + RouteMessageSize)
@@ -83,7 +83,7 @@ internal sealed partial class NetlinkRouteSocket
                 priority: 0, flags: 0, fromAny: true));
         }
 
-        return 0;
+        return null;
     }
 
     private byte[] Route(uint sequence, ushort messageFlags, int family, byte prefix, byte[] destination, byte table, byte scope, byte type,

@@ -180,14 +180,13 @@ internal sealed partial class NetlinkRouteSocket : SentrySocket
             return;
         }
 
-        if (type is RTM_GETROUTE or RTM_GETNEIGH && AnswerRoutes(request, type, dump, sequence) is { } routeError)
+        if (type is RTM_GETROUTE or RTM_GETNEIGH)
         {
-            if (routeError == 0)
+            if (AnswerRoutes(request, type, dump, sequence) is { } routeError)
             {
-                return;
+                ReplyError(request, sequence, routeError);
             }
 
-            ReplyError(request, sequence, routeError);
             return;
         }
 

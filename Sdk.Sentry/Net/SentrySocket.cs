@@ -84,10 +84,12 @@ internal abstract class SentrySocket : IKernelSocket
 
     public (int OnOff, int Seconds) Linger { get; set; }
 
-    /// <summary>SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds; 0 waits forever.</summary>
-    public long ReceiveTimeout { get; set; }
+    private long receiveTimeout, sendTimeout;
 
-    public long SendTimeout { get; set; }
+    /// <summary>SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds; 0 waits forever.</summary>
+    public long ReceiveTimeout { get => receiveTimeout; set => receiveTimeout = value; }
+
+    public long SendTimeout { get => sendTimeout; set => sendTimeout = value; }
 
     /// <summary>SO_ERROR: an error to report once (a refused connection).</summary>
     public int PendingError { get; set; }
@@ -280,17 +282,8 @@ internal abstract class SentrySocket : IKernelSocket
             return;
         }
 
-        if (SocketTimeout.TryParseOption(level, name, value, out bool receive, out long ns))
+        if (SocketTimeout.TrySetOption(level, name, value, ref receiveTimeout, ref sendTimeout))
         {
-            if (receive)
-            {
-                ReceiveTimeout = ns;
-            }
-            else
-            {
-                SendTimeout = ns;
-            }
-
             return;
         }
 

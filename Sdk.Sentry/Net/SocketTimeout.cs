@@ -31,19 +31,18 @@ internal static class SocketTimeout
     }
 
     /// <summary>
-    /// For SO_RCVTIMEO / SO_SNDTIMEO (old and new numbers) at level SOL_SOCKET: parses the value and
-    /// says which of the two timeouts it sets; false for every other option.
+    /// For SO_RCVTIMEO / SO_SNDTIMEO (old and new numbers) at level SOL_SOCKET: parses the value
+    /// into the timeout it sets; false, with nothing set, for every other option.
     /// </summary>
-    public static bool TryParseOption(int level, int name, ReadOnlySpan<byte> value, out bool receive, out long nanoseconds)
+    public static bool TrySetOption(int level, int name, ReadOnlySpan<byte> value, ref long receiveTimeout, ref long sendTimeout)
     {
-        receive = name is SocketConstants.SO_RCVTIMEO_OLD or SocketConstants.SO_RCVTIMEO_NEW;
-        nanoseconds = 0;
+        bool receive = name is SocketConstants.SO_RCVTIMEO_OLD or SocketConstants.SO_RCVTIMEO_NEW;
         if (level != SocketConstants.SOL_SOCKET || !(receive || name is SocketConstants.SO_SNDTIMEO_OLD or SocketConstants.SO_SNDTIMEO_NEW))
         {
             return false;
         }
 
-        nanoseconds = Parse(value);
+        (receive ? ref receiveTimeout : ref sendTimeout) = Parse(value);
         return true;
     }
 

@@ -80,13 +80,13 @@ internal static class ProcessVmSyscalls
                 int moved;
                 if (write)
                 {
-                    moved = CopyLocal(t, l.Base + localOffset, span, write: false);
+                    moved = t.Mm.CopyRemote(l.Base + localOffset, span, write: false, force: false);
                     moved = memory.CopyRemote(r.Base + remoteOffset, span[..moved], write: true, force: false);
                 }
                 else
                 {
                     moved = memory.CopyRemote(r.Base + remoteOffset, span, write: false, force: false);
-                    moved = CopyLocal(t, l.Base + localOffset, span[..moved], write: true);
+                    moved = t.Mm.CopyRemote(l.Base + localOffset, span[..moved], write: true, force: false);
                 }
 
                 done += moved;
@@ -123,34 +123,5 @@ internal static class ProcessVmSyscalls
         }
 
         return vectors;
-    }
-
-    // The caller's side of a chunk, page by page so a bad page stops it where it starts.
-    private static int CopyLocal(KernelTask t, ulong address, Span<byte> buffer, bool write)
-    {
-        int done = 0;
-        while (done < buffer.Length)
-        {
-            int n = (int)Math.Min((ulong)(buffer.Length - done), 4096 - ((address + (ulong)done) & 4095));
-            try
-            {
-                if (write)
-                {
-                    t.Mm.Write(address + (ulong)done, buffer.Slice(done, n));
-                }
-                else
-                {
-                    t.Mm.Read(address + (ulong)done, buffer.Slice(done, n));
-                }
-            }
-            catch (ErrnoException)
-            {
-                break;
-            }
-
-            done += n;
-        }
-
-        return done;
     }
 }

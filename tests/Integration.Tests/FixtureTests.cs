@@ -65,24 +65,8 @@ public sealed class FixtureTests
     [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
     public async Task TruncationUnderMappingsOfAHostFileIsLinuxs(string platform)
     {
-        string path = Fixtures.Path("truncmap");
-        string nativeDirectory = Directory.CreateTempSubdirectory("appkernel-truncmap-").FullName;
-        string boundDirectory = Directory.CreateTempSubdirectory("appkernel-truncmap-").FullName;
-        try
-        {
-            var native = ProgramRun.Native(path, [nativeDirectory]);
-            Assert.AreEqual(0, native.Status, native.Error);
-            var run = await Sandboxes.Run(platform, path, ["/mnt/data"],
-                o => o.Mounts.Add(new MountSpec { Type = "bind", Source = boundDirectory, Target = "/mnt/data" }));
-            Assert.AreEqual(native.Text, run.Text, run.Error);
-            Assert.AreEqual(0, run.Status, run.Error);
-            Assert.AreEqual(0, Directory.GetFiles(boundDirectory).Length, "the fixture's file was not removed");
-        }
-        finally
-        {
-            Directory.Delete(nativeDirectory, recursive: true);
-            Directory.Delete(boundDirectory, recursive: true);
-        }
+        using var run = await BoundDirectoryRun.CompareWithNative(platform, "truncmap", "appkernel-truncmap-");
+        Assert.AreEqual(0, Directory.GetFiles(run.BoundDirectory).Length, "the fixture's file was not removed");
     }
 
     [TestMethod]

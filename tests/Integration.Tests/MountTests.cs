@@ -69,28 +69,12 @@ public sealed class MountTests
     [DynamicData(nameof(Sandboxes.Platforms), typeof(Sandboxes))]
     public async Task FallocateOnAReadWriteBindMountIsTheHosts(string platform)
     {
-        string path = Fixtures.Path("gofalloc");
-        string nativeDirectory = Directory.CreateTempSubdirectory("appkernel-falloc-").FullName;
-        string boundDirectory = Directory.CreateTempSubdirectory("appkernel-falloc-").FullName;
-        try
-        {
-            var native = ProgramRun.Native(path, [nativeDirectory]);
-            Assert.AreEqual(0, native.Status, native.Error);
-            var run = await Sandboxes.Run(platform, path, ["/mnt/data"],
-                o => o.Mounts.Add(new MountSpec { Type = "bind", Source = boundDirectory, Target = "/mnt/data" }));
-            Assert.AreEqual(native.Text, run.Text, run.Error);
-            Assert.AreEqual(0, run.Status, run.Error);
-            var host = new FileInfo(Path.Combine(boundDirectory, "f"));
-            Assert.AreEqual(40010, host.Length);
-            byte[] data = File.ReadAllBytes(host.FullName);
-            Assert.IsTrue(data.AsSpan(4096, 4096).IndexOfAnyExcept((byte)0) < 0, "the punched hole is not zero on the host");
-            Assert.AreEqual((byte)'y', data[8200], "the mapped store did not reach the host");
-        }
-        finally
-        {
-            Directory.Delete(nativeDirectory, recursive: true);
-            Directory.Delete(boundDirectory, recursive: true);
-        }
+        using var run = await BoundDirectoryRun.CompareWithNative(platform, "gofalloc", "appkernel-falloc-");
+        var host = new FileInfo(Path.Combine(run.BoundDirectory, "f"));
+        Assert.AreEqual(40010, host.Length);
+        byte[] data = File.ReadAllBytes(host.FullName);
+        Assert.IsTrue(data.AsSpan(4096, 4096).IndexOfAnyExcept((byte)0) < 0, "the punched hole is not zero on the host");
+        Assert.AreEqual((byte)'y', data[8200], "the mapped store did not reach the host");
     }
 
     [TestMethod]
